@@ -1,0 +1,1 @@
+"""Ray adapters: thin actor wrappers over chromata's core (installed as ``chromata.actors``)."""

@@ -1,0 +1,307 @@
+"""The ``chromata`` command line. Heavy modules (torch, ray, prefect) are imported inside commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chromata import __version__
+from chromata.errors import ChromataError
+
+app = typer.Typer(
+    help="Colorize photo archives responsibly: provenance, confidence, human review.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+review_app = typer.Typer(help="The human review queue.", no_args_is_help=True)
+manifest_app = typer.Typer(help="Inspect run manifests.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+app.add_typer(manifest_app, name="manifest")
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_FAILURES = 3  # the run completed, but some images failed
+
+
+def _quiet_engines(verbose: bool) -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print chromata's version."""
+    console.print(__version__)
+
+
+@app.command()
+def run(
+    source: Annotated[str, typer.Argument(help="local folder or s3://bucket/prefix of scans")],
+    out: Annotated[str, typer.Option("--out", "-o", help="local folder or s3://bucket/prefix for outputs")],
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL")] = None,
+    model: Annotated[str, typer.Option(help="builtin or builtin:PATH")] = "builtin",
+    workers: Annotated[int, typer.Option(help="colorizer actors in the Ray pool")] = 1,
+    shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
+    batch_size: Annotated[int, typer.Option(help="images per model batch")] = 8,
+    threshold: Annotated[float, typer.Option(help="confidence below which images go to review")] = 0.5,
+    review_db: Annotated[
+        str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="SQLAlchemy URL of the review queue")
+    ] = None,
+    collection: Annotated[str | None, typer.Option(help="collection name (default: source folder)")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(envvar="RAY_ADDRESS", help="existing Ray cluster (default: start a local one)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    jpeg_quality: Annotated[int, typer.Option(help="JPEG output quality")] = 92,
+    retry_failed: Annotated[bool, typer.Option(help="process again images that failed before")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show engine logs")] = False,
+) -> None:
+    """Colorize every grey image under SOURCE into --out, with a manifest and a review queue."""
+    from chromata.config import build_config
+
+    cfg = build_config(
+        source=source,
+        destination=out,
+        endpoint_url=endpoint_url,
+        model=model,
+        workers=workers,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        review_threshold=threshold,
+        review_db=review_db,
+        collection=collection,
+        ray_address=ray_address,
+        device=device,
+        jpeg_quality=jpeg_quality,
+        retry_failed=retry_failed,
+    )
+    _quiet_engines(verbose)
+    from chromata.planning import plan_run
+
+    plan_run(cfg)  # fail fast, before starting engines: bad bucket, unreadable source, unwritable dest
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from chromata import progress
+    from chromata.flows.colorize_collection import colorize_collection
+
+    with Progress(
+        TextColumn("[bold]colorizing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task_id = bar.add_task("run", total=None, rate="")
+
+        class _Listener:
+            def planned(self, images: int) -> None:
+                bar.update(task_id, total=images)
+
+            def advance(self, images: int) -> None:
+                bar.advance(task_id, images)
+                t = bar.tasks[0]
+                if t.elapsed:
+                    bar.update(task_id, rate=f"{t.completed / t.elapsed:.2f} images/s")
+
+        with progress.listening(_Listener()):
+            summary = colorize_collection(cfg)
+    _print_summary(summary, cfg)
+    if summary["failed"]:
+        err.print(f"completed with {summary['failed']} failures (see the manifest's error column)")
+        raise typer.Exit(EXIT_FAILURES)
+
+
+def _print_summary(summary: dict[str, Any], cfg: Any) -> None:
+    table = Table(title=f"chromata run {summary['run_id']}", show_header=False)
+    for k in ("listed", "already_done", "ok", "failed", "skipped", "needs_review", "queued", "shards"):
+        table.add_row(k.replace("_", " "), str(summary[k]))
+    secs = float(summary["seconds"])
+    done = int(summary["ok"]) + int(summary["failed"]) + int(summary["skipped"])
+    table.add_row("wall time", f"{secs:.1f} s")
+    table.add_row("throughput", f"{done / secs:.2f} images/s" if secs else "-")
+    table.add_row("outputs", cfg.destination)
+    table.add_row("review queue", cfg.review_db_url())
+    for reason, n in dict(summary.get("failures", {})).items():
+        table.add_row(f"failed: {reason}", str(n))
+    console.print(table)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="folder of colour photographs")],
+    out: Annotated[Path, typer.Option(help="where to write weights and model card")] = Path("trained-model"),
+    steps: Annotated[int, typer.Option(help="optimiser steps")] = 3000,
+    batch_size: Annotated[int, typer.Option()] = 16,
+    crop: Annotated[int, typer.Option(help="training crop size (multiple of 32)")] = 128,
+    init: Annotated[str, typer.Option(help="imagenet (pretrained encoder) or scratch")] = "imagenet",
+    max_minutes: Annotated[float | None, typer.Option(help="stop after this many minutes")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the built-in model on colour photos (colour removed on the fly) and evaluate it."""
+    from chromata.errors import ConfigError
+    from chromata.training import TrainConfig
+    from chromata.training import train as run_training
+
+    if not data.is_dir():
+        raise ConfigError(f"training data folder not found: {data}")
+    if crop % 32:
+        raise ConfigError("--crop must be a multiple of 32")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    card = run_training(
+        TrainConfig(
+            data=data,
+            out=out,
+            steps=steps,
+            batch_size=batch_size,
+            crop=crop,
+            init=init,
+            max_minutes=max_minutes,
+            seed=seed,
+        )
+    )
+    console.print_json(json.dumps(card["validation"]))
+    console.print(f"weights and model card written to {out}")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    data: Annotated[Path, typer.Option(help="folder of colour photographs")],
+    model: Annotated[str, typer.Option(help="builtin or builtin:PATH")] = "builtin",
+    split: Annotated[str, typer.Option(help="val (the model card's held-out files) or all")] = "val",
+    temperature: Annotated[float | None, typer.Option(help="annealed-mean temperature override")] = None,
+) -> None:
+    """Colour photos → remove colour → colorize → CIEDE2000 and colourfulness vs the truth."""
+    from chromata.errors import ConfigError
+    from chromata.evaluation import evaluate, load_images
+    from chromata.models import load_colorizer
+    from chromata.models.builtin import builtin_card
+
+    if not data.is_dir():
+        raise ConfigError(f"evaluation data folder not found: {data}")
+    colorizer = load_colorizer(model, temperature=temperature)
+    if split == "val":
+        names = builtin_card()["data"]["validation_files"]
+        files = [data / n for n in names if (data / n).is_file()]
+    elif split == "all":
+        files = sorted(p for p in data.iterdir() if p.is_file())
+    else:
+        raise ConfigError("--split must be val or all")
+    summary = evaluate(load_images(files), colorizer)
+    console.print_json(json.dumps({"model": colorizer.describe(), **summary.as_dict()}))
+
+
+def _review_url(db: str | None, out: str | None) -> str:
+    from chromata.config import build_config
+
+    if db:
+        return db
+    if out:
+        return build_config(source="-", destination=out).review_db_url()
+    from chromata.errors import ConfigError
+
+    raise ConfigError("give --db URL or --out DESTINATION to find the review queue")
+
+
+@review_app.command("list")
+def review_list(
+    db: Annotated[str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="review database URL")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="run destination (uses its SQLite queue)")] = None,
+    status: Annotated[str, typer.Option(help="pending, approved, rejected or all")] = "pending",
+    limit: Annotated[int, typer.Option()] = 50,
+) -> None:
+    """Show images waiting for a curator, least confident first."""
+    from chromata.review.store import ReviewQueue
+
+    queue = ReviewQueue(_review_url(db, out))
+    entries = queue.list(status=None if status == "all" else status, limit=limit)
+    table = Table(title=f"review queue: {queue.count(None if status == 'all' else status)} {status}")
+    for col in ("id", "confidence", "reasons", "source", "output", "status"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(
+            str(e.id), f"{e.confidence:.3f}", ", ".join(e.reasons) or "-", e.source_uri, e.output_uri, e.status
+        )
+    console.print(table)
+    queue.close()
+
+
+@manifest_app.command("show")
+def manifest_show(
+    destination: Annotated[str, typer.Argument(help="run destination (local folder or s3://…)")],
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+    status: Annotated[str | None, typer.Option(help="only rows with this status")] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="print rows as JSON lines")] = False,
+) -> None:
+    """Summarise the manifest under DESTINATION and print its rows."""
+    from collections import Counter
+
+    from chromata.manifest import read_manifest
+    from chromata.storage import open_storage
+
+    table_ = read_manifest(open_storage(destination, endpoint_url))
+    rows = table_.to_pylist()
+    counts = Counter(r["status"] for r in rows)
+    console.print(f"{len(rows)} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if status:
+        rows = [r for r in rows if r["status"] == status]
+    rows = rows[:limit]
+    if as_json:
+        for r in rows:
+            console.print_json(json.dumps(r, default=str))
+        return
+    t = Table()
+    for col in ("source_key", "status", "confidence", "reasons", "needs_review", "error"):
+        t.add_column(col)
+    for r in rows:
+        conf = "-" if r["confidence"] is None else f"{r['confidence']:.3f}"
+        t.add_row(
+            r["source_key"],
+            r["status"],
+            conf,
+            ", ".join(r["confidence_reasons"] or []),
+            str(r["needs_review"]),
+            r["error"] or "",
+        )
+    console.print(t)
+
+
+def main() -> None:
+    """Entry point: expected errors become one line on stderr, never a traceback."""
+    try:
+        app()
+    except ChromataError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("CHROMATA_DEBUG"):
+            raise
+        err.print(
+            f"[red]error:[/red] unexpected {type(exc).__name__}: {exc} (CHROMATA_DEBUG=1 shows a traceback)",
+            highlight=False,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

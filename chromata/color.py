@@ -1,0 +1,171 @@
+"""CIE Lab colour maths: conversions, chroma merge at full resolution, colourfulness, CIEDE2000.
+
+All conversions go through float32 sRGB in [0, 1] and CIE 1976 L*a*b* under D65 (L in [0, 100], a/b
+roughly in [-128, 127]), so 8-bit and 16-bit images share one code path. The conversions are written
+out (not OpenCV's) so that Lab -> sRGB inverts sRGB -> Lab exactly: the luminance of a scan survives
+colorization to the last bit of a 16-bit sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+
+
+def to_unit_float(img: NDArray[Any]) -> F32:
+    """Scale an integer or float image to float32 in [0, 1] by its dtype's range."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    return np.clip(img.astype(np.float32), 0.0, 1.0)
+
+
+def from_unit_float(img: F32, dtype: np.dtype[Any] | type) -> NDArray[Any]:
+    """Quantise a float image in [0, 1] to ``dtype`` (uint8 or uint16), rounding to nearest."""
+    dt = np.dtype(dtype)
+    if dt not in (np.uint8, np.uint16):
+        raise ValueError(f"unsupported output dtype {dt}")
+    top = float(np.iinfo(dt).max)
+    out: NDArray[Any] = np.clip(img * top + 0.5, 0, top).astype(dt)
+    return out
+
+
+# sRGB (IEC 61966-2-1) primaries -> CIE XYZ, D65. The white point is derived from the matrix itself,
+# so a neutral grey has a* = b* = 0 exactly and Lab -> sRGB is the exact inverse of sRGB -> Lab.
+_RGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]],
+    dtype=np.float64,
+)
+_WHITE = _RGB_TO_XYZ.sum(axis=1)
+_XYZN = (_RGB_TO_XYZ / _WHITE[:, None]).astype(np.float32)  # rows: X/Xn, Y/Yn, Z/Zn
+_XYZN_INV = np.linalg.inv(_RGB_TO_XYZ / _WHITE[:, None]).astype(np.float32)
+_DELTA = 6.0 / 29.0  # CIE 1976 L*a*b* breakpoint
+
+
+def _srgb_to_linear(c: F32) -> F32:
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _linear_to_srgb(c: F32) -> F32:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def _f(t: F32) -> F32:
+    return np.where(t > _DELTA**3, np.cbrt(t), t / (3 * _DELTA**2) + 4.0 / 29.0).astype(np.float32)
+
+
+def _f_inv(t: F32) -> F32:
+    return np.where(t > _DELTA, t**3, 3 * _DELTA**2 * (t - 4.0 / 29.0)).astype(np.float32)
+
+
+def gray_to_lightness(gray: F32) -> F32:
+    """L* (0..100) of a single-channel image in [0, 1], treated as sRGB-encoded neutral grey."""
+    return (116.0 * _f(_srgb_to_linear(gray.astype(np.float32))) - 16.0).astype(np.float32)
+
+
+def bgr_to_lab(bgr: F32) -> F32:
+    """BGR float32 in [0, 1] -> Lab float32 (H, W, 3), D65."""
+    lin = _srgb_to_linear(bgr[..., ::-1].astype(np.float32))
+    xyz = lin @ _XYZN.T
+    fx, fy, fz = (_f(xyz[..., i]) for i in range(3))
+    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1).astype(np.float32)
+
+
+def lab_to_bgr(lab: F32) -> F32:
+    """Lab float32 -> BGR float32; colours outside sRGB are clipped to [0, 1]."""
+    fy = (lab[..., 0] + 16.0) / 116.0
+    fx = fy + lab[..., 1] / 500.0
+    fz = fy - lab[..., 2] / 200.0
+    xyz = np.stack([_f_inv(fx), _f_inv(fy), _f_inv(fz)], axis=-1)
+    rgb = _linear_to_srgb(xyz @ _XYZN_INV.T)
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def resize_ab(ab: F32, width: int, height: int) -> F32:
+    """Bilinearly resize an (h, w, 2) chroma map to (height, width, 2)."""
+    if ab.shape[0] == height and ab.shape[1] == width:
+        return ab.astype(np.float32)
+    return np.asarray(
+        cv2.resize(ab.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR), dtype=np.float32
+    )
+
+
+def merge_chroma(lightness: F32, ab_lowres: F32) -> F32:
+    """Combine full-resolution L (H, W) with low-resolution ab (h, w, 2) into BGR in [0, 1].
+
+    The predicted chroma is upsampled to the original size; the original L is used untouched, so all
+    luminance detail of the scan is kept (only chroma is low-pass, as in JPEG's chroma subsampling).
+    """
+    h, w = lightness.shape
+    ab = resize_ab(ab_lowres, w, h)
+    lab = np.empty((h, w, 3), dtype=np.float32)
+    lab[..., 0] = lightness
+    lab[..., 1:] = ab
+    return lab_to_bgr(lab)
+
+
+def colourfulness(bgr: F32) -> float:
+    """Hasler & Süsstrunk (2003) colourfulness M on an image in [0, 1] (reported on the 0..255 scale)."""
+    b, g, r = (bgr[..., i].astype(np.float64) * 255.0 for i in range(3))
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    std = np.hypot(rg.std(), yb.std())
+    mean = np.hypot(rg.mean(), yb.mean())
+    return float(std + 0.3 * mean)
+
+
+def ciede2000(lab1: F32, lab2: F32) -> NDArray[np.float64]:
+    """Per-pixel CIEDE2000 colour difference (Sharma, Wu & Dalal 2005 formulation, kL=kC=kH=1)."""
+    l1, a1, b1 = (lab1[..., i].astype(np.float64) for i in range(3))
+    l2, a2, b2 = (lab2[..., i].astype(np.float64) for i in range(3))
+    c1 = np.hypot(a1, b1)
+    c2 = np.hypot(a2, b2)
+    c_bar7 = ((c1 + c2) / 2.0) ** 7
+    g = 0.5 * (1.0 - np.sqrt(c_bar7 / (c_bar7 + 25.0**7)))
+    a1p = (1.0 + g) * a1
+    a2p = (1.0 + g) * a2
+    c1p = np.hypot(a1p, b1)
+    c2p = np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360.0
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360.0
+    dlp = l2 - l1
+    dcp = c2p - c1p
+    dhp = h2p - h1p
+    dhp = np.where(dhp > 180.0, dhp - 360.0, dhp)
+    dhp = np.where(dhp < -180.0, dhp + 360.0, dhp)
+    dhp = np.where(c1p * c2p == 0.0, 0.0, dhp)
+    dhp_big = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dhp) / 2.0)
+    lbp = (l1 + l2) / 2.0
+    cbp = (c1p + c2p) / 2.0
+    hsum = h1p + h2p
+    hbp = np.where(
+        np.abs(h1p - h2p) > 180.0,
+        np.where(hsum < 360.0, (hsum + 360.0) / 2.0, (hsum - 360.0) / 2.0),
+        hsum / 2.0,
+    )
+    hbp = np.where(c1p * c2p == 0.0, hsum, hbp)
+    t = (
+        1.0
+        - 0.17 * np.cos(np.radians(hbp - 30.0))
+        + 0.24 * np.cos(np.radians(2.0 * hbp))
+        + 0.32 * np.cos(np.radians(3.0 * hbp + 6.0))
+        - 0.20 * np.cos(np.radians(4.0 * hbp - 63.0))
+    )
+    d_theta = 30.0 * np.exp(-(((hbp - 275.0) / 25.0) ** 2))
+    cbp7 = cbp**7
+    r_c = 2.0 * np.sqrt(cbp7 / (cbp7 + 25.0**7))
+    s_l = 1.0 + (0.015 * (lbp - 50.0) ** 2) / np.sqrt(20.0 + (lbp - 50.0) ** 2)
+    s_c = 1.0 + 0.045 * cbp
+    s_h = 1.0 + 0.015 * cbp * t
+    r_t = -np.sin(np.radians(2.0 * d_theta)) * r_c
+    return np.asarray(
+        np.sqrt((dlp / s_l) ** 2 + (dcp / s_c) ** 2 + (dhp_big / s_h) ** 2 + r_t * (dcp / s_c) * (dhp_big / s_h)),
+        dtype=np.float64,
+    )

@@ -1,0 +1,98 @@
+"""One validated, frozen run configuration, recorded in every manifest row for provenance."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from chromata.errors import ConfigError
+
+MODEL_SPEC = re.compile(r"^(builtin|builtin:.+)$")
+
+
+class RunConfig(BaseModel):
+    """What to colorize, where to put it, and how. Validated before any work starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(description="local folder or s3://bucket/prefix holding the scans")
+    destination: str = Field(description="local folder or s3://bucket/prefix for derivatives")
+    endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, moto …)")
+    model: str = Field("builtin", description="builtin or builtin:/path/to/weights.pt")
+    temperature: float | None = Field(None, gt=0.0, le=2.0, description="annealed-mean T override")
+    shard_size: int = Field(500, ge=1, le=100_000)
+    batch_size: int = Field(8, ge=1, le=256)
+    workers: int = Field(1, ge=1, le=1024, description="colorizer actors in the Ray pool")
+    threads_per_worker: int | None = Field(None, ge=1, le=256)
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    review_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    review_db: str | None = Field(None, description="SQLAlchemy URL of the review queue")
+    collection: str | None = None
+    jpeg_quality: int = Field(92, ge=1, le=100)
+    max_pixels: int = Field(200_000_000, ge=1)
+    ray_address: str | None = None
+    retry_failed: bool = False
+
+    @field_validator("source", "destination")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v.strip()
+
+    @field_validator("model")
+    @classmethod
+    def _model_spec(cls, v: str) -> str:
+        if not MODEL_SPEC.match(v):
+            raise ValueError(f"unknown model {v!r}: use 'builtin' or 'builtin:PATH'")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", v):
+            raise ValueError(f"unknown device {v!r}: use auto, cpu, cuda or cuda:N")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> RunConfig:
+        if self.source.rstrip("/") == self.destination.rstrip("/"):
+            raise ValueError("destination must differ from source (the source is never modified)")
+        return self
+
+    @property
+    def collection_name(self) -> str:
+        if self.collection:
+            return self.collection
+        return Path(self.source.rstrip("/")).name or self.source
+
+    def review_db_url(self) -> str:
+        """Explicit URL, else a SQLite file inside a local destination, else ~/.chromata."""
+        if self.review_db:
+            return self.review_db
+        if not self.destination.startswith("s3://"):
+            return f"sqlite:///{Path(self.destination).absolute() / '_chromata' / 'review.sqlite'}"
+        return f"sqlite:///{Path.home() / '.chromata' / 'review.sqlite'}"
+
+    def processing_params(self) -> dict[str, Any]:
+        """The parameters that change pixels: recorded as params_json in each row."""
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "jpeg_quality": self.jpeg_quality,
+            "review_threshold": self.review_threshold,
+        }
+
+
+def build_config(**values: Any) -> RunConfig:
+    """RunConfig from keyword values, with validation errors turned into one readable line."""
+    try:
+        return RunConfig(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid {where}: {msg}") from exc

@@ -1,0 +1,149 @@
+"""The Parquet manifest: one row per source image per run, written as one fragment per shard.
+
+The schema is defined once here (``MANIFEST_SCHEMA``, version ``SCHEMA_VERSION`` in the file
+metadata). Fragments live under ``<destination>/_chromata/manifest/shard-<id>.parquet``; the folder is
+a Parquet dataset that pyarrow, DuckDB, pandas or Spark read directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chromata.storage import Storage
+
+SCHEMA_VERSION = "1"
+MANIFEST_PREFIX = "_chromata/manifest"
+Status = Literal["ok", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """Everything chromata knows about one image in one run: the manifest row and queue entry."""
+
+    image_id: str
+    source_uri: str
+    source_key: str
+    source_etag: str
+    source_size: int
+    source_sha256: str | None
+    width: int | None
+    height: int | None
+    bit_depth: int | None
+    output_uri: str | None
+    output_sha256: str | None
+    status: Status
+    error: str | None
+    confidence: float | None
+    confidence_reasons: list[str] = field(default_factory=list)
+    needs_review: bool = False
+    model_name: str = ""
+    model_sha256: str = ""
+    params_json: str = "{}"
+    chromata_version: str = ""
+    run_id: str = ""
+    shard_id: str = ""
+    started_at: float = 0.0  # UNIX seconds, UTC
+    finished_at: float = 0.0
+    duration_ms: float = 0.0
+
+
+_TS = pa.timestamp("us", tz="UTC")
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("source_uri", pa.string(), nullable=False),
+        pa.field("source_key", pa.string(), nullable=False),
+        pa.field("source_etag", pa.string()),
+        pa.field("source_size", pa.int64()),
+        pa.field("source_sha256", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("bit_depth", pa.int8()),
+        pa.field("output_uri", pa.string()),
+        pa.field("output_sha256", pa.string()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("confidence", pa.float32()),
+        pa.field("confidence_reasons", pa.list_(pa.string())),
+        pa.field("needs_review", pa.bool_()),
+        pa.field("model_name", pa.string()),
+        pa.field("model_sha256", pa.string()),
+        pa.field("params_json", pa.string()),
+        pa.field("chromata_version", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("shard_id", pa.string()),
+        pa.field("started_at", _TS),
+        pa.field("finished_at", _TS),
+        pa.field("duration_ms", pa.float64()),
+    ],
+    metadata={"chromata.schema_version": SCHEMA_VERSION},
+)
+assert [f.name for f in fields(ImageRecord)] == MANIFEST_SCHEMA.names, "schema and record disagree"
+
+
+def image_id_for(source_uri: str) -> str:
+    """Stable identifier of a source image across runs (joins manifests, queue and decisions)."""
+    return hashlib.sha256(source_uri.encode("utf-8")).hexdigest()[:24]
+
+
+def fragment_key(shard_id: str) -> str:
+    return f"{MANIFEST_PREFIX}/shard-{shard_id}.parquet"
+
+
+def to_table(records: Sequence[ImageRecord]) -> pa.Table:
+    cols: dict[str, list[Any]] = {name: [] for name in MANIFEST_SCHEMA.names}
+    for rec in records:
+        for name, value in asdict(rec).items():
+            if name in ("started_at", "finished_at"):
+                value = int(value * 1_000_000)
+            cols[name].append(value)
+    arrays = []
+    for f in MANIFEST_SCHEMA:
+        if f.type == _TS:
+            arrays.append(pa.array(cols[f.name], type=pa.int64()).cast(_TS))
+        else:
+            arrays.append(pa.array(cols[f.name], type=f.type))
+    return pa.Table.from_arrays(arrays, schema=MANIFEST_SCHEMA)
+
+
+def write_fragment(storage: Storage, shard_id: str, records: Sequence[ImageRecord]) -> str:
+    """Write one shard's rows atomically; the fragment's existence marks the shard as done."""
+    buf = io.BytesIO()
+    pq.write_table(to_table(records), buf, compression="zstd")
+    key = fragment_key(shard_id)
+    storage.write_atomic(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
+    return key
+
+
+def fragment_keys(storage: Storage) -> list[str]:
+    return [o.key for o in storage.list(MANIFEST_PREFIX) if o.key.endswith(".parquet") and "/shard-" in o.key]
+
+
+def read_manifest(storage: Storage, columns: Iterable[str] | None = None) -> pa.Table:
+    """All fragments under the destination as one table (empty table with the schema if none)."""
+    cols = list(columns) if columns is not None else None
+    tables = [pq.read_table(io.BytesIO(storage.read(k)), columns=cols) for k in fragment_keys(storage)]
+    if not tables:
+        schema = MANIFEST_SCHEMA if cols is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in cols])
+        return schema.empty_table()
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def processed_versions(storage: Storage) -> set[tuple[str, str, int]]:
+    """(source_key, etag, size) of every image some earlier run already recorded."""
+    t = read_manifest(storage, columns=["source_key", "source_etag", "source_size"])
+    return set(
+        zip(t["source_key"].to_pylist(), t["source_etag"].to_pylist(), t["source_size"].to_pylist(), strict=True)
+    )
+
+
+def params_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))

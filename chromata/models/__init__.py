@@ -1,0 +1,23 @@
+"""Colorization models behind one interface (``Colorizer``), chosen by a spec string."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chromata.errors import ConfigError
+from chromata.models.base import ChromaPrediction, Colorizer
+
+__all__ = ["ChromaPrediction", "Colorizer", "load_colorizer"]
+
+
+def load_colorizer(spec: str = "builtin", device: str = "auto", temperature: float | None = None) -> Colorizer:
+    """``builtin`` (weights shipped in the package) or ``builtin:PATH`` (ChromaNet weights file)."""
+    from chromata.models.builtin import BuiltinColorizer
+
+    kind, _, arg = spec.partition(":")
+    if kind != "builtin":
+        raise ConfigError(f"unknown model {spec!r}: use 'builtin' or 'builtin:PATH'")
+    try:
+        return BuiltinColorizer.load(Path(arg) if arg else None, device=device, temperature=temperature)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc

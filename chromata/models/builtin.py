@@ -1,0 +1,114 @@
+"""Loading and running the built-in ChromaNet weights shipped in the package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chromata.models.base import F32, ChromaPrediction
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FORMAT = "chromata-chromanet/1"
+BUILTIN_WEIGHTS = "builtin-v1.pt"
+BUILTIN_CARD = "builtin-v1.card.json"
+
+
+def builtin_weights_path() -> Path:
+    return Path(str(resources.files("chromata.models") / "weights" / BUILTIN_WEIGHTS))
+
+
+def builtin_card() -> dict[str, Any]:
+    path = Path(str(resources.files("chromata.models") / "weights" / BUILTIN_CARD))
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class BuiltinColorizer:
+    """ChromaNet with annealed-mean decoding; uncertainty is the normalised entropy of the ab-bin
+    distribution at each pixel."""
+
+    def __init__(
+        self,
+        net: Any,
+        config: dict[str, Any],
+        weights_sha256: str,
+        device: str = "auto",
+        temperature: float | None = None,
+    ) -> None:
+        self.config = dict(config)
+        self.device = pick_device(device)
+        self.net = net.to(self.device).eval()
+        self.name = str(self.config.get("name", "chromata-builtin"))
+        self.weights_sha256 = weights_sha256
+        self.input_size = int(self.config.get("input_size", 256))
+        self.temperature = float(temperature if temperature is not None else self.config.get("temperature", 0.38))
+
+    @classmethod
+    def load(
+        cls,
+        weights: Path | None = None,
+        device: str = "auto",
+        temperature: float | None = None,
+    ) -> BuiltinColorizer:
+        import torch
+
+        from chromata.models.builtin_net import ChromaNet
+
+        path = weights or builtin_weights_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"model weights not found: {path}")
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+            raise ValueError(f"{path} is not a chromata ChromaNet weights file")
+        config = dict(blob["config"])
+        net = ChromaNet(decoder=tuple(config["decoder"]))
+        net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+        model = cls(net, config, sha256_file(path), device=device, temperature=temperature)
+        log.info("loaded %s (%s…) on %s", model.name, model.weights_sha256[:12], model.device)
+        return model
+
+    def predict_ab(self, lightness: F32) -> ChromaPrediction:
+        import torch
+
+        from chromata.models.ab_bins import annealed_mean, normalised_entropy
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))
+            x = x.unsqueeze(1).to(self.device)
+            logits = self.net(x).float()
+            ab = annealed_mean(logits, self.temperature).permute(0, 2, 3, 1)
+            unc = normalised_entropy(logits)
+            return ChromaPrediction(
+                ab=ab.cpu().numpy().astype(np.float32), uncertainty=unc.cpu().numpy().astype(np.float32)
+            )
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "model_name": self.name,
+            "model_sha256": self.weights_sha256,
+            "input_size": self.input_size,
+            "temperature": self.temperature,
+            "device": self.device,
+        }

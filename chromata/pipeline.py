@@ -1,0 +1,290 @@
+"""The whole per-image path, and a shard of images processed in batches.
+
+``ShardProcessor`` is what an execution engine wraps (a Ray actor, a process pool, a notebook): it
+loads the model once and turns a ``Shard`` into ``ImageRecord`` rows, writing outputs as it goes.
+Reading/decoding runs in threads ahead of inference and encoding/writing in threads behind it, so the
+model is not kept waiting on I/O. One bad image becomes a ``failed`` row; only a destination that
+cannot be written fails the shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import chromata
+from chromata import color, confidence
+from chromata.config import RunConfig
+from chromata.errors import ImageError, StorageError
+from chromata.evaluation import working_lightness
+from chromata.imageio import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode
+from chromata.manifest import ImageRecord, Status, image_id_for, params_json
+from chromata.models import Colorizer, load_colorizer
+from chromata.storage import ObjectInfo, Storage, open_storage, safe_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    objects: tuple[ObjectInfo, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(o.size for o in self.objects)
+
+
+def shard_id_for(objects: Iterable[ObjectInfo]) -> str:
+    """Derived from the shard's keys and versions: a re-listing of the same objects reproduces it."""
+    h = hashlib.sha256()
+    for o in objects:
+        h.update(f"{o.key}\t{o.etag}\t{o.size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def make_shards(objects: Iterable[ObjectInfo], shard_size: int) -> Iterator[Shard]:
+    """Group a key-ordered stream of objects into consecutive shards without holding it all."""
+    batch: list[ObjectInfo] = []
+    for obj in objects:
+        batch.append(obj)
+        if len(batch) == shard_size:
+            yield Shard(shard_id_for(batch), tuple(batch))
+            batch = []
+    if batch:
+        yield Shard(shard_id_for(batch), tuple(batch))
+
+
+@dataclass
+class ShardResult:
+    shard_id: str
+    records: list[ImageRecord]
+    seconds: float
+    worker: str = ""
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.records if r.status == status)
+
+
+@dataclass
+class _Prepared:
+    obj: ObjectInfo
+    started: float
+    sha256: str
+    image: DecodedImage
+    lightness: np.ndarray = field(repr=False)
+    work: np.ndarray = field(repr=False)
+
+
+def output_key(source_key: str) -> str:
+    """Deterministic derivative key: the source's relative path (same format, same extension)."""
+    return safe_key(source_key)
+
+
+class ShardProcessor:
+    """Holds a loaded model and both storages; ``process(shard)`` colorizes one shard."""
+
+    def __init__(self, cfg: RunConfig, model: Colorizer | None = None, io_threads: int = 2) -> None:
+        self.cfg = cfg
+        threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
+        if model is None:
+            import torch
+
+            torch.set_num_threads(threads)
+            model = load_colorizer(cfg.model, device=cfg.device, temperature=cfg.temperature)
+        self.model = model
+        self.source: Storage = open_storage(cfg.source, cfg.endpoint_url)
+        self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)
+        self.encode_opts = EncodeOptions(jpeg_quality=cfg.jpeg_quality)
+        self.io_threads = io_threads
+        desc = model.describe()
+        self.params = params_json({**cfg.processing_params(), **desc, "score_version": confidence.SCORE_VERSION})
+
+    # -- per-image steps -------------------------------------------------------------------------
+    def _record(
+        self,
+        obj: ObjectInfo,
+        started: float,
+        status: Status,
+        *,
+        shard_id: str,
+        run_id: str,
+        sha: str | None = None,
+        image: DecodedImage | None = None,
+        error: str | None = None,
+        output: tuple[str, str] | None = None,
+        report: confidence.ConfidenceReport | None = None,
+        reasons: Iterable[str] = (),
+    ) -> ImageRecord:
+        finished = time.time()
+        conf = report.score if report else None
+        return ImageRecord(
+            image_id=image_id_for(self.source.uri(obj.key)),
+            source_uri=self.source.uri(obj.key),
+            source_key=obj.key,
+            source_etag=obj.etag,
+            source_size=obj.size,
+            source_sha256=sha,
+            width=image.width if image else None,
+            height=image.height if image else None,
+            bit_depth=image.bit_depth if image else None,
+            output_uri=output[0] if output else None,
+            output_sha256=output[1] if output else None,
+            status=status,
+            error=error,
+            confidence=conf,
+            confidence_reasons=list(report.reasons if report else reasons),
+            needs_review=bool(conf is not None and conf < self.cfg.review_threshold),
+            model_name=self.model.name,
+            model_sha256=self.model.weights_sha256,
+            params_json=self.params,
+            chromata_version=chromata.__version__,
+            run_id=run_id,
+            shard_id=shard_id,
+            started_at=started,
+            finished_at=finished,
+            duration_ms=round((finished - started) * 1000.0, 2),
+        )
+
+    def _prepare(self, obj: ObjectInfo) -> _Prepared | tuple[ObjectInfo, float, str | None, Exception]:
+        started = time.time()
+        sha = None
+        try:
+            data = self.source.read(obj.key)
+            sha = hashlib.sha256(data).hexdigest()
+            image = decode(data, self.cfg.max_pixels)
+            if image.is_colour:
+                return obj, started, sha, ImageError("already_colour", "the source already has colour")
+            lightness = color.gray_to_lightness(color.to_unit_float(image.grey()))
+            work = working_lightness(lightness, self.model.input_size)
+            return _Prepared(obj, started, sha, image, lightness, work)
+        except Exception as exc:
+            return obj, started, sha, exc
+
+    def _finish(self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str) -> ImageRecord:
+        bgr = color.merge_chroma(p.lightness, ab)
+        pixels = color.from_unit_float(bgr, p.image.pixels.dtype)
+        ext = posixpath.splitext(p.obj.key)[1].lower()
+        data = encode(pixels, ext, self.encode_opts)
+        key = output_key(p.obj.key)
+        try:
+            self.dest.write_atomic(key, data, content_type=CONTENT_TYPES.get(ext))
+        except Exception as exc:
+            raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
+        report = confidence.score(unc, p.work, p.image.width, p.image.height)
+        return self._record(
+            p.obj,
+            p.started,
+            "ok",
+            shard_id=shard_id,
+            run_id=run_id,
+            sha=p.sha256,
+            image=p.image,
+            output=(self.dest.uri(key), hashlib.sha256(data).hexdigest()),
+            report=report,
+        )
+
+    def _failure(
+        self, item: tuple[ObjectInfo, float, str | None, Exception], shard_id: str, run_id: str
+    ) -> ImageRecord:
+        obj, started, sha, exc = item
+        if isinstance(exc, ImageError) and exc.code == "already_colour":
+            return self._record(
+                obj,
+                started,
+                "skipped",
+                shard_id=shard_id,
+                run_id=run_id,
+                sha=sha,
+                reasons=["already_colour"],
+                error=None,
+            )
+        if isinstance(exc, ImageError):
+            error = str(exc)
+        else:
+            error = f"{'read_error' if sha is None else 'processing_error'}: {type(exc).__name__}: {exc}"
+        log.warning("%s failed: %s", obj.key, error)
+        return self._record(obj, started, "failed", shard_id=shard_id, run_id=run_id, sha=sha, error=error[:1000])
+
+    # -- the shard --------------------------------------------------------------------------------
+    def process(self, shard: Shard, run_id: str, on_image: Callable[[ImageRecord], None] | None = None) -> ShardResult:
+        t0 = time.monotonic()
+        records: list[ImageRecord] = []
+        batch: list[_Prepared] = []
+        bs = self.cfg.batch_size
+        with (
+            ThreadPoolExecutor(self.io_threads, thread_name_prefix="decode") as readers,
+            ThreadPoolExecutor(self.io_threads, thread_name_prefix="encode") as writers,
+        ):
+            pending_reads: deque[Future[_Prepared | tuple[ObjectInfo, float, str | None, Exception]]]
+            pending_reads = deque()
+            pending_writes: deque[Future[ImageRecord]] = deque()
+            objects = iter(shard.objects)
+
+            def collect_writes(limit: int) -> None:
+                while len(pending_writes) > limit:
+                    rec = pending_writes.popleft().result()  # StorageError propagates: shard fails
+                    records.append(rec)
+                    if on_image:
+                        on_image(rec)
+
+            def flush() -> None:
+                if not batch:
+                    return
+                pred = self.model.predict_ab(np.stack([p.work for p in batch]))
+                for i, p in enumerate(batch):
+                    pending_writes.append(
+                        writers.submit(self._finish_safe, p, pred.ab[i], pred.uncertainty[i], shard.shard_id, run_id)
+                    )
+                batch.clear()
+                collect_writes(2 * bs)
+
+            for obj in objects:  # prefetch up to two batches ahead
+                pending_reads.append(readers.submit(self._prepare, obj))
+                if len(pending_reads) >= 2 * bs:
+                    self._take(pending_reads.popleft().result(), batch, records, shard, run_id, on_image)
+                    if len(batch) >= bs:
+                        flush()
+            while pending_reads:
+                self._take(pending_reads.popleft().result(), batch, records, shard, run_id, on_image)
+                if len(batch) >= bs:
+                    flush()
+            flush()
+            collect_writes(0)
+        order = {o.key: i for i, o in enumerate(shard.objects)}
+        records.sort(key=lambda r: order[r.source_key])
+        return ShardResult(shard.shard_id, records, time.monotonic() - t0)
+
+    def _take(
+        self,
+        item: _Prepared | tuple[ObjectInfo, float, str | None, Exception],
+        batch: list[_Prepared],
+        records: list[ImageRecord],
+        shard: Shard,
+        run_id: str,
+        on_image: Callable[[ImageRecord], None] | None,
+    ) -> None:
+        if isinstance(item, _Prepared):
+            batch.append(item)
+            return
+        rec = self._failure(item, shard.shard_id, run_id)
+        records.append(rec)
+        if on_image:
+            on_image(rec)
+
+    def _finish_safe(self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str) -> ImageRecord:
+        try:
+            return self._finish(p, ab, unc, shard_id, run_id)
+        except StorageError:
+            raise
+        except Exception as exc:
+            return self._failure((p.obj, p.started, p.sha256, exc), shard_id, run_id)

@@ -1,0 +1,1 @@
+"""The human review queue: images whose colorization a curator should look at."""

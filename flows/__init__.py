@@ -1,0 +1,1 @@
+"""Prefect adapters: flows that compose chromata's core (installed as ``chromata.flows``)."""

@@ -1,0 +1,86 @@
+"""Prefect flow: plan → colorize shards on the Ray actor pool → commit each shard → summary.
+
+Composition only: the work is done by ``chromata.planning``, the actors (``chromata.actors``) and
+``chromata.manifest`` / ``chromata.review``. Works in Prefect's ephemeral mode with no server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+
+from chromata import progress
+from chromata.config import RunConfig
+from chromata.manifest import write_fragment
+from chromata.pipeline import ShardResult
+from chromata.planning import RunPlan, plan_run
+from chromata.review.store import ReviewQueue
+from chromata.storage import open_storage
+from chromata.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+@task(name="plan-run", cache_policy=NONE)
+def plan(cfg: RunConfig) -> RunPlan:
+    return plan_run(cfg)
+
+
+# Storage I/O is retried by boto3 (one layer); this retry covers the review database only.
+@task(name="commit-shard", cache_policy=NONE, retries=2, retry_delay_seconds=2)
+def commit_shard(cfg: RunConfig, result: ShardResult) -> int:
+    """Outputs are already written; the manifest fragment goes last, then the review queue."""
+    write_fragment(open_storage(cfg.destination, cfg.endpoint_url), result.shard_id, result.records)
+    queue = ReviewQueue(cfg.review_db_url())
+    try:
+        return queue.enqueue(result.records, collection=cfg.collection_name)
+    finally:
+        queue.close()
+
+
+@task(name="publish-summary", cache_policy=NONE)
+def publish_summary(summary: RunSummary) -> None:
+    create_markdown_artifact(
+        markdown=summary.to_markdown(), key="chromata-run-summary", description=f"chromata run {summary.run_id}"
+    )
+
+
+@flow(name="colorize-collection", log_prints=True)
+def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
+    from chromata.actors.colorizer import ColorizerPool, connect
+
+    logger = get_run_logger()
+    t0 = time.monotonic()
+    run_plan = plan(cfg)
+    summary = RunSummary(
+        run_plan.run_id, cfg.source, cfg.destination, listed=run_plan.listed, already_done=run_plan.already_done
+    )
+    progress.planned(run_plan.images)
+    logger.info("run %s: %d images to do in %d shards", run_plan.run_id, run_plan.images, len(run_plan.shards))
+    if run_plan.shards:
+        connect(cfg.ray_address)
+        pool = ColorizerPool(cfg)
+        try:
+            for result in pool.run(run_plan.shards, run_plan.run_id):
+                queued = commit_shard(cfg, result)
+                summary.add(result.records, queued)
+                progress.advance(len(result.records))
+                logger.info(
+                    "shard %s: %d ok, %d failed, %d skipped in %.1f s on %s",
+                    result.shard_id,
+                    result.count("ok"),
+                    result.count("failed"),
+                    result.count("skipped"),
+                    result.seconds,
+                    result.worker,
+                )
+        finally:
+            pool.shutdown()
+    summary.seconds = time.monotonic() - t0
+    publish_summary(summary)
+    return summary.as_dict()

@@ -1,0 +1,88 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from chromata.cli import app
+from tests.conftest import upload_collection
+
+
+def chromata(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chromata.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_is_fast_and_imports_no_engines():
+    code = (
+        "import sys; from typer.testing import CliRunner; from chromata.cli import app; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in ('torch', 'ray', 'prefect', 'cv2', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_source_is_one_line(tmp_path):
+    _one_line_error(chromata("run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")), "source folder not found")
+
+
+def test_bad_option_is_one_line(tmp_path):
+    _one_line_error(chromata("run", str(tmp_path), "--out", str(tmp_path / "o"), "--shard-size", "0"), "shard_size")
+
+
+def test_missing_bucket_is_one_line(moto_endpoint, tmp_path):
+    _one_line_error(
+        chromata("run", "s3://no-such-archive/x/", "--out", str(tmp_path / "o"), "--endpoint-url", moto_endpoint),
+        "bucket not found: s3://no-such-archive",
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_cli_run_then_manifest_and_review(ray_local, prefect_harness, collection, tmp_path, moto_endpoint, s3):
+    runner = CliRunner()
+    out = tmp_path / "colorized"
+    result = runner.invoke(app, ["run", str(collection), "--out", str(out), "--threshold", "1.0"])
+    assert result.exit_code == 3, result.output  # completed, with one failed image
+    assert "colorized" not in result.output or "ok" in result.output
+    shown = runner.invoke(app, ["manifest", "show", str(out)])
+    assert shown.exit_code == 0 and "6 rows: failed 1, ok 4, skipped 1" in shown.output
+    listed = runner.invoke(app, ["review", "list", "--out", str(out)])
+    assert listed.exit_code == 0 and "4 pending" in listed.output
+    again = runner.invoke(app, ["run", str(collection), "--out", str(out)])
+    assert again.exit_code == 0, again.output  # nothing left to do, nothing failed in this run
+
+    upload_collection(s3, "cli-archive", "coll", collection)
+    s3.create_bucket(Bucket="cli-derivatives")
+    via_s3 = runner.invoke(
+        app,
+        [
+            "run",
+            "s3://cli-archive/coll/",
+            "--out",
+            "s3://cli-derivatives/coll/",
+            "--endpoint-url",
+            moto_endpoint,
+            "--review-db",
+            f"sqlite:///{tmp_path / 's3q.sqlite'}",
+        ],
+    )
+    assert via_s3.exit_code == 3, via_s3.output
+    shown = runner.invoke(app, ["manifest", "show", "s3://cli-derivatives/coll/", "--endpoint-url", moto_endpoint])
+    assert "6 rows" in shown.output

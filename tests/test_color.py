@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from chromata import color
+from tests.conftest import gradient_gray
+
+
+def test_lab_round_trip_8bit():
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    back = color.from_unit_float(color.lab_to_bgr(color.bgr_to_lab(color.to_unit_float(bgr))), np.uint8)
+    assert np.abs(back.astype(int) - bgr.astype(int)).max() <= 1
+
+
+def test_merge_keeps_full_resolution_lightness():
+    gray = gradient_gray(120, 160)
+    lightness = color.gray_to_lightness(color.to_unit_float(gray))
+    ab_low = np.zeros((16, 16, 2), np.float32)
+    ab_low[..., 0] = 8.0  # reddish
+    ab_low[..., 1] = 12.0  # yellowish
+    out = color.merge_chroma(lightness, ab_low)
+    assert out.shape == (120, 160, 3)
+    lab_out = color.bgr_to_lab(out)
+    # L is the original, to float precision, except where a colour fell out of the sRGB gamut
+    inside = (out > 0.001).all(axis=2) & (out < 0.999).all(axis=2)
+    assert inside.mean() > 0.8
+    assert np.abs(lab_out[..., 0] - lightness)[inside].max() < 0.05
+    assert np.abs(lab_out[..., 1][inside] - 8).max() < 0.05
+
+
+def test_16bit_precision_survives_merge():
+    gray16 = gradient_gray(16, 1200, np.uint16)
+    lightness = color.gray_to_lightness(color.to_unit_float(gray16))
+    out = color.from_unit_float(color.merge_chroma(lightness, np.zeros((4, 4, 2), np.float32)), np.uint16)
+    assert out.dtype == np.uint16
+    # zero chroma: every channel equals the original 16-bit grey (float32 rounding: ±2 of 65535)
+    assert np.abs(out.astype(int) - gray16[..., None].astype(int)).max() <= 2
+    assert len(np.unique(out[..., 1])) > 256  # more levels than 8 bits could hold
+
+
+@pytest.mark.parametrize(
+    ("lab1", "lab2", "expected"),
+    [  # Sharma, Wu & Dalal (2005), Table 1, pairs 1-3
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 3.1571, -77.2803), (50.0, 0.0, -82.7485), 2.8615),
+        ((50.0, 2.8361, -74.0200), (50.0, 0.0, -82.7485), 3.4412),
+    ],
+)
+def test_ciede2000_reference_pairs(lab1, lab2, expected):
+    a = np.array([[lab1]], np.float32)
+    b = np.array([[lab2]], np.float32)
+    assert color.ciede2000(a, b)[0, 0] == pytest.approx(expected, abs=1e-3)
+
+
+def test_colourfulness_orders_images():
+    gray = np.full((16, 16, 3), 0.5, np.float32)
+    vivid = np.zeros((16, 16, 3), np.float32)
+    vivid[:8, :, 2] = 1.0
+    vivid[8:, :, 1] = 1.0
+    assert color.colourfulness(gray) == pytest.approx(0.0)
+    assert color.colourfulness(vivid) > 50

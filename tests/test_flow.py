@@ -1,0 +1,109 @@
+"""The whole run through Prefect (test harness) and a real local Ray instance, on local files and on
+moto's S3 server over HTTP."""
+
+from pathlib import Path
+
+import pytest
+
+from chromata.config import build_config
+from chromata.manifest import fragment_keys, read_manifest
+from chromata.review.store import ReviewQueue
+from chromata.storage import LocalStorage, S3Storage
+from tests.conftest import upload_collection
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def engines(ray_local, prefect_harness):
+    from chromata.flows.colorize_collection import colorize_collection
+
+    return colorize_collection
+
+
+def test_local_run_resume_and_failures(engines, collection, tmp_path):
+    out = tmp_path / "out"
+    cfg = build_config(
+        source=str(collection), destination=str(out), shard_size=2, batch_size=2, review_threshold=1.0, workers=2
+    )
+    first = engines(cfg)
+    assert (first["listed"], first["ok"], first["failed"], first["skipped"]) == (6, 4, 1, 1)
+    assert first["shards"] == 3 and first["failures"] == {"decode_error": 1}
+    for key in ("a.jpg", "b.png", "deep16.tif", "nested/C.JPEG"):
+        assert (out / key).is_file()
+    rows = read_manifest(LocalStorage(out)).to_pylist()
+    assert sorted(r["source_key"] for r in rows) == sorted(
+        ["a.jpg", "b.png", "broken.jpg", "colour.png", "deep16.tif", "nested/C.JPEG"]
+    )
+    assert {r["run_id"] for r in rows} == {first["run_id"]}
+    queue = ReviewQueue(cfg.review_db_url())
+    assert queue.count() == 4 == first["queued"]  # threshold 1.0: every colorized image
+
+    second = engines(cfg)  # same command again: nothing is done twice
+    assert (second["ok"], second["failed"], second["shards"], second["already_done"]) == (0, 0, 0, 6)
+    assert len(read_manifest(LocalStorage(out))) == 6
+    assert queue.count() == 4
+
+    # An interrupted run: the shard whose fragment was never committed is redone, and only it.
+    frags = fragment_keys(LocalStorage(out))
+    lost = read_manifest(LocalStorage(out)).filter(
+        __import__("pyarrow").compute.equal(
+            read_manifest(LocalStorage(out))["shard_id"], frags[0].split("shard-")[1].removesuffix(".parquet")
+        )
+    )
+    (out / frags[0]).unlink()
+    third = engines(cfg)
+    assert third["ok"] + third["failed"] + third["skipped"] == lost.num_rows
+    assert len(read_manifest(LocalStorage(out))) == 6
+    assert queue.count() == 4  # same outputs (deterministic keys and bytes): no new queue entries
+    queue.close()
+
+
+def test_s3_to_s3_run(engines, collection, moto_endpoint, s3, tmp_path):
+    upload_collection(s3, "archive", "collection-a", collection)
+    s3.create_bucket(Bucket="derivatives")
+    cfg = build_config(
+        source="s3://archive/collection-a/",
+        destination="s3://derivatives/collection-a/",
+        endpoint_url=moto_endpoint,
+        shard_size=4,
+        review_threshold=1.0,
+        review_db=f"sqlite:///{tmp_path / 'q.sqlite'}",
+    )
+    first = engines(cfg)
+    assert (first["ok"], first["failed"], first["skipped"]) == (4, 1, 1)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="derivatives")["Contents"]}
+    for key in ("a.jpg", "b.png", "deep16.tif", "nested/C.JPEG"):
+        assert f"collection-a/{key}" in keys
+    assert not any(k.startswith("collection-a/colour") for k in keys)
+    rows = read_manifest(S3Storage("derivatives", "collection-a", endpoint_url=moto_endpoint)).to_pylist()
+    assert len(rows) == 6
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["source_uri"].startswith("s3://archive/collection-a/") for r in rows)
+    assert all(r["output_uri"].startswith("s3://derivatives/collection-a/") for r in ok)
+    assert all(r["source_etag"] for r in rows)
+    assert ReviewQueue(cfg.review_db_url()).count() == 4
+
+    second = engines(cfg)
+    assert (second["ok"], second["shards"], second["already_done"]) == (0, 0, 6)
+
+    # a new object arriving in the bucket is picked up by the next run, alone
+    s3.put_object(Bucket="archive", Key="collection-a/new.jpg", Body=(Path(collection) / "a.jpg").read_bytes())
+    third = engines(cfg)
+    assert (third["ok"], third["already_done"]) == (1, 6)
+
+
+def test_pool_reuses_loaded_model_across_shards(ray_local, collection):
+    from chromata.actors.colorizer import ColorizerPool
+    from chromata.planning import plan_run
+
+    cfg = build_config(source=str(collection), destination=str(collection.parent / "pool-out"), shard_size=2, workers=1)
+    plan = plan_run(cfg)
+    pool = ColorizerPool(cfg)
+    try:
+        results = list(pool.run(plan.shards, plan.run_id))
+        (info,) = pool.info()
+        assert len(results) == 3 and info["shards_done"] == 3
+        assert len({r.worker for r in results}) == 1  # one actor process, model loaded once in __init__
+    finally:
+        pool.shutdown()

@@ -1,0 +1,87 @@
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+
+from chromata import color
+from chromata.config import build_config
+from chromata.errors import StorageError
+from chromata.imageio import is_image_key
+from chromata.pipeline import ShardProcessor, make_shards, output_key, shard_id_for
+from chromata.storage import LocalStorage, ObjectInfo
+
+
+@pytest.fixture(scope="module")
+def model():
+    from chromata.models import load_colorizer
+
+    return load_colorizer("builtin", device="cpu")
+
+
+def test_shards_are_deterministic_and_bounded():
+    objs = [ObjectInfo(f"{i:03d}.jpg", i, f"e{i}", 0.0) for i in range(10)]
+    shards = list(make_shards(iter(objs), 4))
+    assert [len(s.objects) for s in shards] == [4, 4, 2]
+    assert [s.shard_id for s in make_shards(iter(objs), 4)] == [s.shard_id for s in shards]
+    changed = [*objs[:3], ObjectInfo("003.jpg", 3, "CHANGED", 0.0), *objs[4:]]
+    assert shard_id_for(changed[:4]) != shards[0].shard_id
+
+
+def test_output_key_stays_inside_destination():
+    assert output_key("a/b/c.tif") == "a/b/c.tif"
+    with pytest.raises(StorageError):
+        output_key("../../etc/passwd.jpg")
+
+
+def test_process_shard_end_to_end(collection, tmp_path, model):
+    cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), batch_size=2)
+    proc = ShardProcessor(cfg, model=model)
+    objs = [o for o in LocalStorage(collection).list() if is_image_key(o.key)]
+    shard = next(make_shards(objs, 100))
+    seen = []
+    result = proc.process(shard, "run-1", on_image=seen.append)
+    by_key = {r.source_key: r for r in result.records}
+    assert [r.source_key for r in result.records] == [o.key for o in objs]  # source order kept
+    assert len(seen) == len(objs)
+
+    assert by_key["broken.jpg"].status == "failed"
+    assert by_key["broken.jpg"].error.startswith("decode_error")
+    assert by_key["colour.png"].status == "skipped"
+    assert by_key["colour.png"].confidence_reasons == ["already_colour"]
+    assert not (tmp_path / "out" / "colour.png").exists()
+
+    for key in ("a.jpg", "b.png", "deep16.tif", "nested/C.JPEG"):
+        r = by_key[key]
+        assert r.status == "ok", r.error
+        src = cv2.imread(str(collection / key), cv2.IMREAD_UNCHANGED)
+        out_path = tmp_path / "out" / key
+        out = cv2.imread(str(out_path), cv2.IMREAD_UNCHANGED)
+        assert out.shape[:2] == src.shape[:2] and out.ndim == 3
+        assert out.dtype == src.dtype  # 16-bit stays 16-bit
+        assert (r.width, r.height) == (src.shape[1], src.shape[0])
+        assert r.output_sha256 == hashlib.sha256(out_path.read_bytes()).hexdigest()
+        assert r.source_sha256 == hashlib.sha256((collection / key).read_bytes()).hexdigest()
+        assert 0.0 <= r.confidence <= 1.0
+        assert r.needs_review == (r.confidence < cfg.review_threshold)
+        assert r.model_sha256 == model.weights_sha256 and r.params_json.startswith("{")
+    assert by_key["deep16.tif"].bit_depth == 16
+
+    # lightness of the lossless 16-bit output is the source's, to within 16-bit rounding
+    src16 = color.to_unit_float(cv2.imread(str(collection / "deep16.tif"), cv2.IMREAD_UNCHANGED))
+    out16 = color.to_unit_float(cv2.imread(str(tmp_path / "out" / "deep16.tif"), cv2.IMREAD_UNCHANGED))
+    l_src = color.gray_to_lightness(src16)
+    l_out = color.bgr_to_lab(out16)[..., 0]
+    in_gamut = ((out16 > 1e-4) & (out16 < 1 - 1e-4)).all(axis=2)
+    assert np.abs(l_out - l_src)[in_gamut].max() < 0.02
+    assert not (tmp_path / "out" / "README.txt").exists()
+
+
+def test_unwritable_destination_fails_the_shard(collection, tmp_path, model):
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the destination folder should be")
+    cfg = build_config(source=str(collection), destination=str(blocker))
+    proc = ShardProcessor(cfg, model=model)
+    shard = next(make_shards([o for o in LocalStorage(collection).list() if o.key == "a.jpg"], 10))
+    with pytest.raises(StorageError, match="cannot write"):
+        proc.process(shard, "run-x")

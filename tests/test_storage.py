@@ -1,0 +1,93 @@
+import pytest
+
+from chromata.errors import StorageError
+from chromata.storage import LocalStorage, S3Storage, open_storage, safe_key
+
+
+@pytest.mark.parametrize("key", ["../x.jpg", "a/../../x.jpg", "..", "", "a\x00b"])
+def test_safe_key_refuses_escapes(key):
+    with pytest.raises(StorageError):
+        safe_key(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("/a/b.jpg", "a/b.jpg"), ("a/./b.jpg", "a/b.jpg"), ("a\\b.jpg", "a/b.jpg"), ("a/x/../b.jpg", "a/b.jpg")],
+)
+def test_safe_key_normalises(key, expected):
+    assert safe_key(key) == expected
+
+
+def test_open_storage_dispatch(tmp_path):
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    s3 = open_storage("s3://bucket/some/prefix/")
+    assert isinstance(s3, S3Storage)
+    assert s3.uri("a.jpg") == "s3://bucket/some/prefix/a.jpg"
+    with pytest.raises(StorageError):
+        open_storage("ftp://host/x")
+
+
+def test_local_list_is_sorted_recursive_and_skips_outside_symlinks(tmp_path):
+    root = tmp_path / "src"
+    (root / "b").mkdir(parents=True)
+    (root / "b" / "2.jpg").write_bytes(b"2")
+    (root / "a.jpg").write_bytes(b"1")
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(b"secret")
+    (root / "link.jpg").symlink_to(outside)
+    keys = [o.key for o in LocalStorage(root).list()]
+    assert keys == ["a.jpg", "b/2.jpg"]
+
+
+def test_local_write_atomic_and_read(tmp_path):
+    st = LocalStorage(tmp_path / "dst")
+    st.write_atomic("x/y.bin", b"hello")
+    assert st.read("x/y.bin") == b"hello"
+    assert st.exists("x/y.bin")
+    st.write_atomic("x/y.bin", b"again")
+    assert st.read("x/y.bin") == b"again"
+    assert [p.name for p in (tmp_path / "dst" / "x").iterdir()] == ["y.bin"]  # no temp files left
+
+
+def test_local_checks(tmp_path):
+    with pytest.raises(StorageError, match="not found"):
+        LocalStorage(tmp_path / "missing").check_readable()
+    LocalStorage(tmp_path / "new").check_writable()
+    assert (tmp_path / "new").is_dir()
+
+
+def test_s3_round_trip_over_http(moto_endpoint, s3):
+    s3.create_bucket(Bucket="st-roundtrip")
+    st = S3Storage("st-roundtrip", "coll/a", endpoint_url=moto_endpoint)
+    st.check_readable()
+    st.write_atomic("x/1.jpg", b"one")
+    st.write_atomic("0.jpg", b"zero")
+    s3.put_object(Bucket="st-roundtrip", Key="coll/ab/not-mine.jpg", Body=b"x")  # sibling prefix
+    listed = list(st.list())
+    assert [o.key for o in listed] == ["0.jpg", "x/1.jpg"]
+    assert listed[0].size == 4 and listed[0].etag
+    assert st.read("x/1.jpg") == b"one"
+    assert st.exists("0.jpg") and not st.exists("nope.jpg")
+
+
+def test_s3_paginates(moto_endpoint, s3):
+    s3.create_bucket(Bucket="st-many")
+    for i in range(1005):  # more than one page of list_objects_v2
+        s3.put_object(Bucket="st-many", Key=f"p/{i:05d}.jpg", Body=b"")
+    keys = [o.key for o in S3Storage("st-many", "p", endpoint_url=moto_endpoint).list()]
+    assert len(keys) == 1005 and keys == sorted(keys)
+
+
+def test_s3_multipart_for_large_objects(moto_endpoint, s3):
+    s3.create_bucket(Bucket="st-big")
+    st = S3Storage("st-big", "", endpoint_url=moto_endpoint)
+    data = bytes(range(256)) * (17 * 1024 * 4)  # 17 MiB: above the multipart threshold
+    st.write_atomic("big.tif", data)
+    assert "-" in s3.head_object(Bucket="st-big", Key="big.tif")["ETag"]  # multipart ETag
+    assert st.read("big.tif") == data
+
+
+def test_s3_missing_bucket_is_a_clear_error(moto_endpoint):
+    st = S3Storage("no-such-bucket", "", endpoint_url=moto_endpoint)
+    with pytest.raises(StorageError, match="bucket not found: s3://no-such-bucket"):
+        st.check_readable()
