@@ -147,9 +147,9 @@ def _print_summary(summary: dict[str, Any], cfg: Any) -> None:
 def train(
     data: Annotated[Path, typer.Option(help="folder of colour photographs")],
     out: Annotated[Path, typer.Option(help="where to write weights and model card")] = Path("trained-model"),
-    steps: Annotated[int, typer.Option(help="optimiser steps")] = 3000,
-    batch_size: Annotated[int, typer.Option()] = 16,
-    crop: Annotated[int, typer.Option(help="training crop size (multiple of 32)")] = 128,
+    steps: Annotated[int, typer.Option(help="optimiser steps")] = 4000,
+    batch_size: Annotated[int, typer.Option()] = 12,
+    crop: Annotated[int, typer.Option(help="training crop size (multiple of 32)")] = 160,
     init: Annotated[str, typer.Option(help="imagenet (pretrained encoder) or scratch")] = "imagenet",
     max_minutes: Annotated[float | None, typer.Option(help="stop after this many minutes")] = None,
     seed: Annotated[int, typer.Option()] = 0,

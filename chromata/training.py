@@ -37,9 +37,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 class TrainConfig:
     data: Path
     out: Path
-    steps: int = 3000
-    batch_size: int = 16
-    crop: int = 128
+    steps: int = 4000
+    batch_size: int = 12
+    crop: int = 160
     lr: float = 3e-4
     encoder_lr_scale: float = 0.3
     weight_decay: float = 1e-4
@@ -229,6 +229,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
         "training": {
             **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
             "steps_done": steps_done,
+            "epochs": round(steps_done * cfg.batch_size / len(train_files), 2),  # crops seen per photo
             "device": device,
             "torch_threads": torch.get_num_threads(),
             "seconds": round(train_seconds, 1),
