@@ -58,7 +58,7 @@ def run(
     workers: Annotated[int, typer.Option(help="colorizer actors in the Ray pool")] = 1,
     shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
     batch_size: Annotated[int, typer.Option(help="images per model batch")] = 8,
-    threshold: Annotated[float, typer.Option(help="confidence below which images go to review")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="confidence below which images go to review")] = 0.4,
     review_db: Annotated[
         str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="SQLAlchemy URL of the review queue")
     ] = None,

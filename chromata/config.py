@@ -13,6 +13,13 @@ from chromata.errors import ConfigError
 MODEL_SPEC = re.compile(r"^(builtin|builtin:.+)$")
 
 
+def _location(uri: str) -> str:
+    """Comparable form of a storage location: s3://bucket/prefix or an absolute local path."""
+    if uri.startswith("s3://"):
+        return uri.rstrip("/")
+    return str(Path(uri.removeprefix("file://")).expanduser().absolute()).rstrip("/")
+
+
 class RunConfig(BaseModel):
     """What to colorize, where to put it, and how. Validated before any work starts."""
 
@@ -23,12 +30,13 @@ class RunConfig(BaseModel):
     endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, moto …)")
     model: str = Field("builtin", description="builtin or builtin:/path/to/weights.pt")
     temperature: float | None = Field(None, gt=0.0, le=2.0, description="annealed-mean T override")
+    chroma_gamma: float | None = Field(None, ge=0.0, le=4.0, description="certainty weighting override")
     shard_size: int = Field(500, ge=1, le=100_000)
     batch_size: int = Field(8, ge=1, le=256)
     workers: int = Field(1, ge=1, le=1024, description="colorizer actors in the Ray pool")
     threads_per_worker: int | None = Field(None, ge=1, le=256)
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    review_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    review_threshold: float = Field(0.4, ge=0.0, le=1.0)
     review_db: str | None = Field(None, description="SQLAlchemy URL of the review queue")
     collection: str | None = None
     jpeg_quality: int = Field(92, ge=1, le=100)
@@ -59,8 +67,11 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> RunConfig:
-        if self.source.rstrip("/") == self.destination.rstrip("/"):
+        src, dst = _location(self.source), _location(self.destination)
+        if src == dst:
             raise ValueError("destination must differ from source (the source is never modified)")
+        if dst.startswith(src + "/"):
+            raise ValueError("destination must not be inside the source (outputs would be re-read as scans)")
         return self
 
     @property
@@ -82,6 +93,7 @@ class RunConfig(BaseModel):
         return {
             "model": self.model,
             "temperature": self.temperature,
+            "chroma_gamma": self.chroma_gamma,
             "jpeg_quality": self.jpeg_quality,
             "review_threshold": self.review_threshold,
         }

@@ -21,6 +21,7 @@ from chromata.storage import Storage
 
 SCHEMA_VERSION = "1"
 MANIFEST_PREFIX = "_chromata/manifest"
+HEATMAP_PREFIX = "_chromata/heatmaps"
 Status = Literal["ok", "failed", "skipped"]
 
 
@@ -39,6 +40,7 @@ class ImageRecord:
     bit_depth: int | None
     output_uri: str | None
     output_sha256: str | None
+    heatmap_uri: str | None
     status: Status
     error: str | None
     confidence: float | None
@@ -69,6 +71,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("bit_depth", pa.int8()),
         pa.field("output_uri", pa.string()),
         pa.field("output_sha256", pa.string()),
+        pa.field("heatmap_uri", pa.string()),
         pa.field("status", pa.string(), nullable=False),
         pa.field("error", pa.string()),
         pa.field("confidence", pa.float32()),

@@ -27,7 +27,7 @@ from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
 from chromata.evaluation import working_lightness
 from chromata.imageio import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode
-from chromata.manifest import ImageRecord, Status, image_id_for, params_json
+from chromata.manifest import HEATMAP_PREFIX, ImageRecord, Status, image_id_for, params_json
 from chromata.models import Colorizer, load_colorizer
 from chromata.storage import ObjectInfo, Storage, open_storage, safe_key
 
@@ -90,6 +90,11 @@ def output_key(source_key: str) -> str:
     return safe_key(source_key)
 
 
+def heatmap_key(source_key: str) -> str:
+    """Where an output's per-region confidence heatmap goes (under _chromata/, not among the images)."""
+    return f"{HEATMAP_PREFIX}/{safe_key(source_key)}.png"
+
+
 class ShardProcessor:
     """Holds a loaded model and both storages; ``process(shard)`` colorizes one shard."""
 
@@ -100,7 +105,9 @@ class ShardProcessor:
             import torch
 
             torch.set_num_threads(threads)
-            model = load_colorizer(cfg.model, device=cfg.device, temperature=cfg.temperature)
+            model = load_colorizer(
+                cfg.model, device=cfg.device, temperature=cfg.temperature, chroma_gamma=cfg.chroma_gamma
+            )
         self.model = model
         self.source: Storage = open_storage(cfg.source, cfg.endpoint_url)
         self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)
@@ -122,6 +129,7 @@ class ShardProcessor:
         image: DecodedImage | None = None,
         error: str | None = None,
         output: tuple[str, str] | None = None,
+        heatmap: str | None = None,
         report: confidence.ConfidenceReport | None = None,
         reasons: Iterable[str] = (),
     ) -> ImageRecord:
@@ -139,6 +147,7 @@ class ShardProcessor:
             bit_depth=image.bit_depth if image else None,
             output_uri=output[0] if output else None,
             output_sha256=output[1] if output else None,
+            heatmap_uri=heatmap,
             status=status,
             error=error,
             confidence=conf,
@@ -181,6 +190,13 @@ class ShardProcessor:
         except Exception as exc:
             raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
         report = confidence.score(unc, p.work, p.image.width, p.image.height)
+        hkey = heatmap_key(p.obj.key)
+        try:
+            self.dest.write_atomic(
+                hkey, confidence.heatmap_png(unc, p.image.width, p.image.height), content_type="image/png"
+            )
+        except Exception as exc:
+            raise StorageError(f"cannot write {self.dest.uri(hkey)}: {exc}") from exc
         return self._record(
             p.obj,
             p.started,
@@ -190,6 +206,7 @@ class ShardProcessor:
             sha=p.sha256,
             image=p.image,
             output=(self.dest.uri(key), hashlib.sha256(data).hexdigest()),
+            heatmap=self.dest.uri(hkey),
             report=report,
         )
 

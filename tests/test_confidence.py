@@ -29,12 +29,15 @@ def test_each_input_check_fires(lightness, size, reason):
 
 
 def test_score_definition():
+    mid = (confidence.U_CERTAIN + confidence.U_UNSURE) / 2
     certain = np.full((8, 8), 0.2, np.float32)
+    middling = np.full((8, 8), mid, np.float32)
     unsure = np.full((8, 8), 0.8, np.float32)
-    a = confidence.score(certain, normal_l(), 640, 480)
+    assert confidence.score(certain, normal_l(), 640, 480).score == pytest.approx(1.0)
+    m = confidence.score(middling, normal_l(), 640, 480)
+    assert m.score == pytest.approx(0.5, abs=1e-3) and m.reasons == ()
     b = confidence.score(unsure, normal_l(), 640, 480)
-    assert a.score == pytest.approx(0.8) and a.reasons == ()
-    assert b.score == pytest.approx(0.2) and "high_chroma_uncertainty" in b.reasons
-    flat = confidence.score(certain, np.full((8, 8), 50, np.float32), 640, 480)
-    assert flat.score == pytest.approx(0.8 * confidence.INPUT_PENALTY)
+    assert b.score == 0.0 and "high_chroma_uncertainty" in b.reasons
+    flat = confidence.score(middling, np.full((8, 8), 50, np.float32), 640, 480)
+    assert flat.score == pytest.approx(0.5 * confidence.INPUT_PENALTY, abs=1e-3)
     assert 0.0 <= flat.score <= 1.0

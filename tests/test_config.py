@@ -21,6 +21,8 @@ def test_valid_config_is_frozen(tmp_path):
         ({"model": "magic"}, "unknown model"),
         ({"device": "tpu"}, "unknown device"),
         ({"destination": "in"}, "must differ from source"),
+        ({"destination": "./in/"}, "must differ from source"),
+        ({"destination": "in/colorized"}, "must not be inside the source"),
         ({"colour": "yes"}, "colour"),
     ],
 )

@@ -21,6 +21,18 @@ def engines(ray_local, prefect_harness):
     return colorize_collection
 
 
+def _latest_summary_artifact() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["chromata-run-summary"]))
+        )
+    assert arts, "the flow published no summary artifact"
+    return str(max(arts, key=lambda a: a.created).data)
+
+
 def test_local_run_resume_and_failures(engines, collection, tmp_path):
     out = tmp_path / "out"
     cfg = build_config(
@@ -38,6 +50,7 @@ def test_local_run_resume_and_failures(engines, collection, tmp_path):
     assert {r["run_id"] for r in rows} == {first["run_id"]}
     queue = ReviewQueue(cfg.review_db_url())
     assert queue.count() == 4 == first["queued"]  # threshold 1.0: every colorized image
+    assert first["run_id"] in _latest_summary_artifact()
 
     second = engines(cfg)  # same command again: nothing is done twice
     assert (second["ok"], second["failed"], second["shards"], second["already_done"]) == (0, 0, 0, 6)

@@ -27,6 +27,7 @@ def rec(key: str, status: str = "ok", **kw) -> ImageRecord:
         bit_depth=8,
         output_uri=f"/dst/{key}",
         output_sha256="cd" * 32,
+        heatmap_uri=f"/dst/_chromata/heatmaps/{key}.png",
         status=status,
         error=None if status == "ok" else "decode_error: x",
         confidence=0.7 if status == "ok" else None,

@@ -103,3 +103,13 @@ def test_builtin_model_adds_real_colour_on_held_out_photos():
     assert summary.delta_e < 1.25 * summary.delta_e_gray
     hues = [s.colourfulness for s in summary.per_image]
     assert max(hues) > 15  # at least some images are clearly coloured
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_prediction_matches_cpu():
+    x = np.linspace(0, 100, 2 * 256 * 256, dtype=np.float32).reshape(2, 256, 256)
+    cpu = load_colorizer("builtin", device="cpu").predict_ab(x)
+    gpu = load_colorizer("builtin", device="cuda").predict_ab(x)
+    assert np.abs(cpu.ab - gpu.ab).max() < 1.0
+    assert np.abs(cpu.uncertainty - gpu.uncertainty).max() < 0.01

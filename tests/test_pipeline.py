@@ -65,6 +65,10 @@ def test_process_shard_end_to_end(collection, tmp_path, model):
         assert 0.0 <= r.confidence <= 1.0
         assert r.needs_review == (r.confidence < cfg.review_threshold)
         assert r.model_sha256 == model.weights_sha256 and r.params_json.startswith("{")
+        heat = cv2.imread(r.heatmap_uri, cv2.IMREAD_COLOR)
+        assert r.heatmap_uri == str(tmp_path / "out" / "_chromata" / "heatmaps" / f"{key}.png")
+        assert max(heat.shape[:2]) == 256
+        assert abs(heat.shape[1] / heat.shape[0] - src.shape[1] / src.shape[0]) < 0.05
     assert by_key["deep16.tif"].bit_depth == 16
 
     # lightness of the lossless 16-bit output is the source's, to within 16-bit rounding

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from chromata.models import load_colorizer
-from chromata.training import TrainConfig, choose_temperature, split_photos, train
+from chromata.training import TrainConfig, split_photos, train
 
 
 def _photos(folder):
@@ -30,17 +30,6 @@ def test_split_is_deterministic_and_disjoint(tmp_path):
     assert not set(a[0]) & set(a[1]) and len(a[0]) + len(a[1]) == 12
 
 
-def test_choose_temperature_prefers_vivid_within_error_budget():
-    by_t = {
-        "0.2": {"ciede2000_vs_gray": 1.2, "colourfulness_ratio": 0.9, "mean_ciede2000": 12.0},
-        "0.5": {"ciede2000_vs_gray": 1.04, "colourfulness_ratio": 0.6, "mean_ciede2000": 10.4},
-        "1.0": {"ciede2000_vs_gray": 0.98, "colourfulness_ratio": 0.4, "mean_ciede2000": 9.8},
-    }
-    assert choose_temperature(by_t) == 0.5
-    worse = {k: {**v, "ciede2000_vs_gray": 2.0} for k, v in by_t.items()}
-    assert choose_temperature(worse) == 1.0
-
-
 @pytest.mark.slow
 def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
     folder = _photos(tmp_path / "photos")
@@ -54,6 +43,7 @@ def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
         val_fraction=0.25,
         init="scratch",
         temperatures=(0.38, 1.0),
+        chroma_gammas=(0.0, 1.0),
         name="chromata-tiny",
     )
     card = train(cfg)
@@ -63,6 +53,14 @@ def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
     assert saved["weights_sha256"] == card["weights_sha256"]
     assert [p["step"] for p in saved["training"]["loss_curve"]] == [2, 4, 6]
     assert saved["validation"]["images"] == card["data"]["validation_images"]
+    table = saved["validation"]["by_decoding"]
+    assert len(table) == 4
+    chosen = saved["validation"]["chosen_decoding"]
+    fair = [r for r in table if r["ciede2000_vs_gray"] <= 1.0]
+    # the rule: the most colourful decoding no worse than grey, else the lowest error
+    best = max(fair, key=lambda r: r["colourfulness_ratio"]) if fair else min(table, key=lambda r: r["mean_ciede2000"])
+    assert (chosen["temperature"], chosen["chroma_gamma"]) == (best["temperature"], best["chroma_gamma"])
+    assert saved["decoding"]["temperature"] == chosen["temperature"]
     model = load_colorizer(f"builtin:{weights}", device="cpu")
     assert model.weights_sha256 == card["weights_sha256"]
     assert model.predict_ab(np.full((1, 256, 256), 50.0, np.float32)).ab.shape == (1, 64, 64, 2)

@@ -10,7 +10,12 @@ from chromata.models.base import ChromaPrediction, Colorizer
 __all__ = ["ChromaPrediction", "Colorizer", "load_colorizer"]
 
 
-def load_colorizer(spec: str = "builtin", device: str = "auto", temperature: float | None = None) -> Colorizer:
+def load_colorizer(
+    spec: str = "builtin",
+    device: str = "auto",
+    temperature: float | None = None,
+    chroma_gamma: float | None = None,
+) -> Colorizer:
     """``builtin`` (weights shipped in the package) or ``builtin:PATH`` (ChromaNet weights file)."""
     from chromata.models.builtin import BuiltinColorizer
 
@@ -18,6 +23,8 @@ def load_colorizer(spec: str = "builtin", device: str = "auto", temperature: flo
     if kind != "builtin":
         raise ConfigError(f"unknown model {spec!r}: use 'builtin' or 'builtin:PATH'")
     try:
-        return BuiltinColorizer.load(Path(arg) if arg else None, device=device, temperature=temperature)
+        return BuiltinColorizer.load(
+            Path(arg) if arg else None, device=device, temperature=temperature, chroma_gamma=chroma_gamma
+        )
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

@@ -56,6 +56,7 @@ class BuiltinColorizer:
         weights_sha256: str,
         device: str = "auto",
         temperature: float | None = None,
+        chroma_gamma: float | None = None,
     ) -> None:
         self.config = dict(config)
         self.device = pick_device(device)
@@ -64,6 +65,9 @@ class BuiltinColorizer:
         self.weights_sha256 = weights_sha256
         self.input_size = int(self.config.get("input_size", 256))
         self.temperature = float(temperature if temperature is not None else self.config.get("temperature", 0.38))
+        # Chroma is scaled by certainty**gamma per pixel: vivid where the model is sure, restrained where
+        # it is not (gamma = 0 turns this off).
+        self.chroma_gamma = float(chroma_gamma if chroma_gamma is not None else self.config.get("chroma_gamma", 0.0))
 
     @classmethod
     def load(
@@ -71,6 +75,7 @@ class BuiltinColorizer:
         weights: Path | None = None,
         device: str = "auto",
         temperature: float | None = None,
+        chroma_gamma: float | None = None,
     ) -> BuiltinColorizer:
         import torch
 
@@ -85,7 +90,7 @@ class BuiltinColorizer:
         config = dict(blob["config"])
         net = ChromaNet(decoder=tuple(config["decoder"]))
         net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-        model = cls(net, config, sha256_file(path), device=device, temperature=temperature)
+        model = cls(net, config, sha256_file(path), device=device, temperature=temperature, chroma_gamma=chroma_gamma)
         log.info("loaded %s (%s…) on %s", model.name, model.weights_sha256[:12], model.device)
         return model
 
@@ -98,8 +103,11 @@ class BuiltinColorizer:
             x = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))
             x = x.unsqueeze(1).to(self.device)
             logits = self.net(x).float()
-            ab = annealed_mean(logits, self.temperature).permute(0, 2, 3, 1)
             unc = normalised_entropy(logits)
+            ab = annealed_mean(logits, self.temperature)
+            if self.chroma_gamma > 0:
+                ab = ab * (1.0 - unc).clamp(0.0, 1.0).pow(self.chroma_gamma).unsqueeze(1)
+            ab = ab.permute(0, 2, 3, 1)
             return ChromaPrediction(
                 ab=ab.cpu().numpy().astype(np.float32), uncertainty=unc.cpu().numpy().astype(np.float32)
             )
@@ -110,5 +118,6 @@ class BuiltinColorizer:
             "model_sha256": self.weights_sha256,
             "input_size": self.input_size,
             "temperature": self.temperature,
+            "chroma_gamma": self.chroma_gamma,
             "device": self.device,
         }
