@@ -9,13 +9,14 @@ where ``mean_u`` is the mean over pixels of the normalised entropy of the model'
 distribution (0 = one colour is certain, 1 = every colour equally likely). The two anchors spread the
 range the built-in model actually produces on held-out photos (mean_u from 0.49 to 0.68) over [0, 1].
 On the 35 validation photos mean_u ranks images by CIEDE2000 with AUROC 0.78 (worse half vs better
-half). Input checks run on the image's own lightness and each multiplies the score by
-``INPUT_PENALTY``: they flag conditions under which any colorization is unreliable, however sure the
-model is.
+half). Input checks (``chromata.inputchecks``) run on the image itself; each risk they find
+multiplies the score by ``INPUT_PENALTY``: they flag conditions under which any colorization is
+unreliable, however sure the model is. Tonings (sepia, cyanotype) are recorded but not penalised.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -24,10 +25,8 @@ from numpy.typing import NDArray
 
 SCORE_VERSION = "1"
 INPUT_PENALTY = 0.6
-LOW_CONTRAST_STD = 6.0  # std of L* (0..100) below which an image is mostly flat
-UNDEREXPOSED_MEAN = 12.0
-OVEREXPOSED_MEAN = 92.0
-TINY_SIDE = 64  # px
+# Input reasons that describe the material rather than a risk: recorded, not penalised.
+INFORMATIVE_REASONS = frozenset({"sepia_toned", "cyanotype", "toned_monochrome"})
 HIGH_UNCERTAINTY = 0.62  # mean normalised entropy above which the model's colours are guesses (top ~15 %)
 U_CERTAIN = 0.45  # mean normalised entropy that scores 1.0
 U_UNSURE = 0.70  # … and 0.0
@@ -56,29 +55,13 @@ class ConfidenceReport:
     mean_uncertainty: float
 
 
-def input_reasons(lightness: NDArray[np.float32], width: int, height: int) -> list[str]:
-    """Checks on the input alone (L* at any resolution)."""
-    reasons = []
-    if min(width, height) < TINY_SIDE:
-        reasons.append("tiny_image")
-    mean = float(lightness.mean())
-    if float(lightness.std()) < LOW_CONTRAST_STD:
-        reasons.append("low_contrast")
-    if mean < UNDEREXPOSED_MEAN:
-        reasons.append("underexposed")
-    elif mean > OVEREXPOSED_MEAN:
-        reasons.append("overexposed")
-    return reasons
-
-
-def score(
-    uncertainty: NDArray[np.float32], lightness: NDArray[np.float32], width: int, height: int
-) -> ConfidenceReport:
-    """Combine the model's per-pixel uncertainty with the input checks into one report."""
+def score(uncertainty: NDArray[np.float32], input_reasons: Sequence[str] = ()) -> ConfidenceReport:
+    """Combine the model's per-pixel uncertainty with the input checks (chromata.inputchecks)."""
     mean_u = float(np.clip(uncertainty.mean(), 0.0, 1.0))
-    reasons = input_reasons(lightness, width, height)
+    reasons = list(input_reasons)
+    risks = [r for r in reasons if r not in INFORMATIVE_REASONS]
     certainty = float(np.clip((U_UNSURE - mean_u) / (U_UNSURE - U_CERTAIN), 0.0, 1.0))
-    value = certainty * INPUT_PENALTY ** len(reasons)
+    value = certainty * INPUT_PENALTY ** len(risks)
     if mean_u > HIGH_UNCERTAINTY:
         reasons.append("high_chroma_uncertainty")
     return ConfidenceReport(score=round(value, 4), reasons=tuple(reasons), mean_uncertainty=mean_u)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import chromata
-from chromata import color, confidence
+from chromata import color, confidence, inputchecks
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
 from chromata.evaluation import working_lightness
@@ -83,6 +83,7 @@ class _Prepared:
     image: DecodedImage
     lightness: np.ndarray = field(repr=False)
     work: np.ndarray = field(repr=False)
+    reasons: list[str] = field(default_factory=list)
 
 
 def output_key(source_key: str) -> str:
@@ -171,11 +172,16 @@ class ShardProcessor:
             data = self.source.read(obj.key)
             sha = hashlib.sha256(data).hexdigest()
             image = decode(data, self.cfg.max_pixels)
-            if image.is_colour:
+            tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
+            if tone is not None and tone.kind == "colour":
                 return obj, started, sha, ImageError("already_colour", "the source already has colour")
-            lightness = color.gray_to_lightness(color.to_unit_float(image.grey()))
+            if image.pixels.ndim == 3:  # grey stored as RGB, or a toned print: its own L*
+                lightness = np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(image.pixels))[..., 0])
+            else:
+                lightness = color.gray_to_lightness(color.to_unit_float(image.pixels))
             work = working_lightness(lightness, self.model.input_size)
-            return _Prepared(obj, started, sha, image, lightness, work)
+            reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
+            return _Prepared(obj, started, sha, image, lightness, work, reasons)
         except Exception as exc:
             return obj, started, sha, exc
 
@@ -189,7 +195,7 @@ class ShardProcessor:
             self.dest.write_atomic(key, data, content_type=CONTENT_TYPES.get(ext))
         except Exception as exc:
             raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
-        report = confidence.score(unc, p.work, p.image.width, p.image.height)
+        report = confidence.score(unc, p.reasons)
         hkey = heatmap_key(p.obj.key)
         try:
             self.dest.write_atomic(

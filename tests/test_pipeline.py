@@ -89,3 +89,16 @@ def test_unwritable_destination_fails_the_shard(collection, tmp_path, model):
     shard = next(make_shards([o for o in LocalStorage(collection).list() if o.key == "a.jpg"], 10))
     with pytest.raises(StorageError, match="cannot write"):
         proc.process(shard, "run-x")
+
+
+def test_toned_print_is_colorized_not_skipped(tmp_path, model):
+    from tests.test_inputchecks import toned
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "sepia.jpg"), toned(6.0, 22.0), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cfg = build_config(source=str(src), destination=str(tmp_path / "out"))
+    result = ShardProcessor(cfg, model=model).process(next(make_shards(LocalStorage(src).list(), 10)), "r")
+    (rec,) = result.records
+    assert rec.status == "ok" and "sepia_toned" in rec.confidence_reasons
+    assert (tmp_path / "out" / "sepia.jpg").is_file()

@@ -1,0 +1,167 @@
+"""Checks on an input scan that make any colorization of it unreliable, or change how to treat it.
+
+Each check is a plain function on the decoded pixels or their L* and returns facts; ``input_reasons``
+turns them into the machine-readable reason codes stored in the manifest:
+
+``tiny_image``, ``low_contrast``, ``low_dynamic_range``, ``underexposed``, ``overexposed``,
+``heavy_noise``, ``document_text``, ``sepia_toned`` / ``cyanotype`` / ``toned_monochrome``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from chromata import color
+
+F32 = NDArray[np.float32]
+
+TINY_SIDE = 64  # px
+LOW_CONTRAST_STD = 6.0  # std of L* (0..100) below which an image is mostly flat
+LOW_DYNAMIC_RANGE = 30.0  # L* spread between the 1st and 99th percentile
+UNDEREXPOSED_MEAN = 12.0
+OVEREXPOSED_MEAN = 92.0
+HEAVY_NOISE_SIGMA = 3.0  # L* units, Immerkær's estimate on smooth regions
+TONE_CHROMA = 4.0  # a pixel with chroma below this is neutral
+TONE_CONCENTRATION = 0.92  # mean resultant length of chroma-weighted hue: one hue = toned print
+TONE_MAX_CHROMA = 45.0  # 95th percentile chroma above which an image is really in colour
+TONE_MAX_SPREAD = 2.5  # rms of a*/b* around their mean at the same L*, for a toned print
+ANALYSIS_SIDE = 768  # px: long side at which document and noise checks look at the image
+
+
+@dataclass(frozen=True)
+class Tone:
+    kind: str  # "grey", "colour", "sepia_toned", "cyanotype", "toned_monochrome"
+    hue_degrees: float | None = None
+    concentration: float | None = None
+
+
+def classify_tone(bgr: NDArray[Any]) -> Tone:
+    """Tell a truly colour image from a monochrome print that is toned (sepia, cyanotype, …).
+
+    A toned print has chroma of one hue only (the chroma-weighted hue angles have a mean resultant
+    length close to 1), and its chroma is a function of its lightness alone: within each band of L* the
+    a*/b* values barely vary. A colour photo dominated by one hue fails the second test (a brown animal
+    on green grass of the same lightness). Toned images are colorized from their L*, not skipped.
+    """
+    small = _downscale(color.to_unit_float(bgr), 256)
+    lab = color.bgr_to_lab(small)
+    a, b = lab[..., 1].ravel(), lab[..., 2].ravel()
+    chroma = np.hypot(a, b)
+    chromatic = chroma > TONE_CHROMA
+    if chromatic.mean() < 0.02:
+        return Tone("grey")
+    hue = np.arctan2(b[chromatic], a[chromatic])
+    weights = chroma[chromatic]
+    resultant = np.hypot((weights * np.cos(hue)).sum(), (weights * np.sin(hue)).sum()) / weights.sum()
+    mean_hue = math.degrees(math.atan2((weights * np.sin(hue)).sum(), (weights * np.cos(hue)).sum())) % 360
+    if (
+        resultant < TONE_CONCENTRATION
+        or np.percentile(chroma, 95) > TONE_MAX_CHROMA
+        or _chroma_spread_given_lightness(lab) > TONE_MAX_SPREAD
+    ):
+        return Tone("colour", mean_hue, float(resultant))
+    if 20.0 <= mean_hue <= 110.0:  # orange–yellow–brown
+        kind = "sepia_toned"
+    elif 190.0 <= mean_hue <= 300.0:  # blue (Prussian blue of the cyanotype process)
+        kind = "cyanotype"
+    else:
+        kind = "toned_monochrome"
+    return Tone(kind, mean_hue, float(resultant))
+
+
+def _chroma_spread_given_lightness(lab: F32) -> float:
+    """RMS deviation of (a*, b*) from their mean within 2-unit bands of L*: 0 for a pure toning curve."""
+    bands = np.clip(lab[..., 0].ravel() / 2.0, 0, 50).astype(np.int64)
+    total = 0.0
+    for ch in (1, 2):
+        v = lab[..., ch].ravel().astype(np.float64)
+        counts = np.bincount(bands, minlength=51)
+        means = np.bincount(bands, weights=v, minlength=51) / np.maximum(counts, 1)
+        total += float(((v - means[bands]) ** 2).mean())
+    return math.sqrt(total)
+
+
+def noise_sigma(lightness: F32) -> float:
+    """Noise standard deviation of L* by Immerkær's method (1996), ignoring the strongest edges."""
+    img = _downscale(lightness, ANALYSIS_SIDE)
+    if min(img.shape) < 8:
+        return 0.0
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = np.abs(cv2.filter2D(img, cv2.CV_32F, kernel))[1:-1, 1:-1]
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0)[1:-1, 1:-1]
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1)[1:-1, 1:-1]
+    grad = np.hypot(gx, gy)
+    smooth = grad <= np.percentile(grad, 50)  # texture and edges inflate the estimate
+    return float(math.sqrt(math.pi / 2.0) * response[smooth].mean() / 6.0)
+
+
+def looks_like_document(lightness: F32) -> bool:
+    """A page of text: a bright, mostly empty background carrying many small dark marks in rows."""
+    img = _downscale(lightness, ANALYSIS_SIDE)
+    if (img > 70.0).mean() < 0.5:
+        return False
+    grey8 = np.clip(img * 2.55, 0, 255).astype(np.uint8)
+    ink = cv2.adaptiveThreshold(grey8, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 25, 15)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    glyphs = (areas >= 4) & (areas <= 400) & (heights <= img.shape[0] / 20)
+    ink_fraction = float((ink > 0).mean())
+    if glyphs.sum() < 120 or ink_fraction > 0.25:
+        return False
+    return _text_lines(ink) >= 7
+
+
+def _text_lines(ink: NDArray[np.uint8]) -> int:
+    """Runs of rows carrying ink separated by empty rows: the line structure of printed text."""
+    rows = (ink > 0).mean(axis=1)
+    inked = rows > 0.01
+    empty = rows < 0.003
+    lines, inside = 0, False
+    for has_ink, is_empty in zip(inked, empty, strict=True):
+        if has_ink and not inside:
+            lines += 1
+            inside = True
+        elif is_empty:
+            inside = False
+    return lines
+
+
+def input_reasons(lightness: F32, width: int, height: int, tone: Tone | None = None) -> list[str]:
+    """Reason codes for the input alone; ``lightness`` is L* at any resolution (full is best for noise)."""
+    reasons = []
+    if tone is not None and tone.kind not in ("grey", "colour"):
+        reasons.append(tone.kind)
+    if min(width, height) < TINY_SIDE:
+        reasons.append("tiny_image")
+    mean = float(lightness.mean())
+    if float(lightness.std()) < LOW_CONTRAST_STD:
+        reasons.append("low_contrast")
+    lo, hi = np.percentile(lightness, [1, 99])
+    if hi - lo < LOW_DYNAMIC_RANGE:
+        reasons.append("low_dynamic_range")
+    if mean < UNDEREXPOSED_MEAN:
+        reasons.append("underexposed")
+    elif mean > OVEREXPOSED_MEAN:
+        reasons.append("overexposed")
+    if noise_sigma(lightness) > HEAVY_NOISE_SIGMA:
+        reasons.append("heavy_noise")
+    if looks_like_document(lightness):
+        reasons.append("document_text")
+    return reasons
+
+
+def _downscale(img: F32, side: int) -> F32:
+    h, w = img.shape[:2]
+    if max(h, w) <= side:
+        return img.astype(np.float32)
+    s = side / max(h, w)
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA).astype(
+        np.float32
+    )
