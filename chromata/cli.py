@@ -59,6 +59,9 @@ def run(
     shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
     batch_size: Annotated[int, typer.Option(help="images per model batch")] = 8,
     threshold: Annotated[float, typer.Option(help="confidence below which images go to review")] = 0.4,
+    review_budget: Annotated[
+        float | None, typer.Option(help="instead: send this fraction (e.g. 0.05), least confident first")
+    ] = None,
     review_db: Annotated[
         str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="SQLAlchemy URL of the review queue")
     ] = None,
@@ -83,6 +86,7 @@ def run(
         shard_size=shard_size,
         batch_size=batch_size,
         review_threshold=threshold,
+        review_budget=review_budget,
         review_db=review_db,
         collection=collection,
         ray_address=ray_address,
@@ -205,6 +209,83 @@ def evaluate_cmd(
         raise ConfigError("--split must be val or all")
     summary = evaluate(load_images(files), colorizer)
     console.print_json(json.dumps({"model": colorizer.describe(), **summary.as_dict()}))
+
+
+@app.command()
+def calibrate(
+    data: Annotated[Path, typer.Option(help="folder of colour photographs the model was not trained on")],
+    model: Annotated[str, typer.Option(help="builtin or builtin:PATH")] = "builtin",
+    files: Annotated[str, typer.Option(help="val (the model card's held-out photos) or all")] = "val",
+    crops: Annotated[int, typer.Option(help="random crops per photo, besides the whole photo")] = 4,
+    target: Annotated[float | None, typer.Option(help="CIEDE2000 that counts as good (default: median)")] = None,
+    out: Annotated[Path | None, typer.Option(help="calibration JSON (default: beside the weights)")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="write reliability.png and calibration.json here")] = None,
+) -> None:
+    """Fit the map from raw confidence to P(CIEDE2000 <= target) on photos with their colour removed.
+
+    Photos are split by a hash of their name: one half fits the map, the other half measures it
+    (AUROC, reliability diagram), so no photo is used for both."""
+    import hashlib
+    from collections import Counter
+
+    from chromata import calibration as cal
+    from chromata.errors import ConfigError
+    from chromata.evaluation import load_images
+    from chromata.models import load_colorizer
+    from chromata.models.builtin import builtin_card, builtin_weights_path, calibration_path
+
+    if not data.is_dir():
+        raise ConfigError(f"calibration data folder not found: {data}")
+    colorizer = load_colorizer(model)
+    colorizer.calibration = None  # fit on the raw score
+    if files == "val":
+        paths = [data / n for n in builtin_card()["data"]["validation_files"] if (data / n).is_file()]
+    elif files == "all":
+        paths = sorted(p for p in data.iterdir() if p.is_file())
+    else:
+        raise ConfigError("--files must be val or all")
+    images = load_images(paths)
+    if len(images) < 6:
+        raise ConfigError(f"need at least 6 photos to calibrate, found {len(images)} in {data}")
+    samples = cal.collect_samples(images, colorizer, crops_per_photo=crops)
+    # SHA-256, not the SHA-1 that picked the validation photos (which would put them all in one half)
+    half = {name: int(hashlib.sha256(name.encode()).hexdigest(), 16) % 2 for name, _ in images}
+    fit_set = [s for s in samples if half[s.photo] == 0]
+    test_set = [s for s in samples if half[s.photo] == 1]
+    fitted = cal.fit(
+        [s.raw for s in fit_set],
+        [s.delta_e for s in fit_set],
+        colorizer.weights_sha256,
+        photos=sum(1 for v in half.values() if v == 0),
+        target=target,
+    )
+    good = [s.delta_e <= fitted.target_ciede2000 for s in test_set]
+    probs = [fitted.apply(s.raw) for s in test_set]
+    auroc_cal = round(cal.auroc(probs, good), 4)
+    summary = {
+        "model_sha256": colorizer.weights_sha256,
+        "target_ciede2000": fitted.target_ciede2000,
+        "fit": {"photos": fitted.photos, "samples": len(fit_set)},
+        "test": {
+            "photos": len({s.photo for s in test_set}),
+            "samples": len(test_set),
+            "auroc_raw_score": round(cal.auroc([s.raw for s in test_set], good), 4),
+            "auroc_calibrated": auroc_cal,
+            "brier": round(float(sum((p - g) ** 2 for p, g in zip(probs, good, strict=True)) / len(good)), 4),
+        },
+        "reasons": dict(Counter(r for s in samples for r in s.reasons).most_common()),
+        "samples_with_no_reason": sum(1 for s in samples if not s.reasons),
+    }
+    weights = Path(model.partition(":")[2]) if ":" in model else builtin_weights_path()
+    target_path = out or calibration_path(weights)
+    target_path.write_text(fitted.to_json(), encoding="utf-8")
+    if report_dir:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        title = f"held-out test photos: AUROC {auroc_cal}, n={len(test_set)}"
+        (report_dir / "reliability.png").write_bytes(cal.reliability_diagram_png(probs, good, title))
+        (report_dir / "calibration.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    console.print_json(json.dumps(summary))
+    console.print(f"calibration written to {target_path}")
 
 
 def _review_url(db: str | None, out: str | None) -> str:

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from chromata.calibration import Calibration
+
 SCORE_VERSION = "1"
 INPUT_PENALTY = 0.6
 # Input reasons that describe the material rather than a risk: recorded, not penalised.
@@ -55,8 +57,11 @@ class ConfidenceReport:
     mean_uncertainty: float
 
 
-def score(uncertainty: NDArray[np.float32], input_reasons: Sequence[str] = ()) -> ConfidenceReport:
-    """Combine the model's per-pixel uncertainty with the input checks (chromata.inputchecks)."""
+def score(
+    uncertainty: NDArray[np.float32], input_reasons: Sequence[str] = (), calibration: Calibration | None = None
+) -> ConfidenceReport:
+    """Combine the model's per-pixel uncertainty with the input checks (chromata.inputchecks); with a
+    calibration, the result is the fitted probability that the colorization is good."""
     mean_u = float(np.clip(uncertainty.mean(), 0.0, 1.0))
     reasons = list(input_reasons)
     risks = [r for r in reasons if r not in INFORMATIVE_REASONS]
@@ -64,4 +69,6 @@ def score(uncertainty: NDArray[np.float32], input_reasons: Sequence[str] = ()) -
     value = certainty * INPUT_PENALTY ** len(risks)
     if mean_u > HIGH_UNCERTAINTY:
         reasons.append("high_chroma_uncertainty")
+    if calibration is not None:
+        value = calibration.apply(value)
     return ConfidenceReport(score=round(value, 4), reasons=tuple(reasons), mean_uncertainty=mean_u)

@@ -36,7 +36,10 @@ class RunConfig(BaseModel):
     workers: int = Field(1, ge=1, le=1024, description="colorizer actors in the Ray pool")
     threads_per_worker: int | None = Field(None, ge=1, le=256)
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    review_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    review_threshold: float = Field(0.4, ge=0.0, le=1.0, description="queue images less confident than this")
+    review_budget: float | None = Field(
+        None, gt=0.0, le=1.0, description="instead of the threshold: queue this fraction, least confident first"
+    )
     review_db: str | None = Field(None, description="SQLAlchemy URL of the review queue")
     collection: str | None = None
     jpeg_quality: int = Field(92, ge=1, le=100)
@@ -96,6 +99,7 @@ class RunConfig(BaseModel):
             "chroma_gamma": self.chroma_gamma,
             "jpeg_quality": self.jpeg_quality,
             "review_threshold": self.review_threshold,
+            "review_budget": self.review_budget,
         }
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import posixpath
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -91,6 +92,17 @@ def output_key(source_key: str) -> str:
     return safe_key(source_key)
 
 
+def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRecord]:
+    """Apply the review policy: the confidence threshold, or a budget (the least confident fraction of
+    the colorized images, counted per shard so that a shard's commit never waits for the whole run)."""
+    if cfg.review_budget is None:
+        return records
+    ok = sorted((r for r in records if r.status == "ok"), key=lambda r: (r.confidence or 0.0, r.source_key))
+    quota = math.ceil(cfg.review_budget * len(ok))
+    chosen = {r.source_key for r in ok[:quota]}
+    return [replace(r, needs_review=r.source_key in chosen) for r in records]
+
+
 def heatmap_key(source_key: str) -> str:
     """Where an output's per-region confidence heatmap goes (under _chromata/, not among the images)."""
     return f"{HEATMAP_PREFIX}/{safe_key(source_key)}.png"
@@ -153,7 +165,7 @@ class ShardProcessor:
             error=error,
             confidence=conf,
             confidence_reasons=list(report.reasons if report else reasons),
-            needs_review=bool(conf is not None and conf < self.cfg.review_threshold),
+            needs_review=bool(conf is not None and conf < self.cfg.review_threshold),  # see route_for_review
             model_name=self.model.name,
             model_sha256=self.model.weights_sha256,
             params_json=self.params,
@@ -195,7 +207,7 @@ class ShardProcessor:
             self.dest.write_atomic(key, data, content_type=CONTENT_TYPES.get(ext))
         except Exception as exc:
             raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
-        report = confidence.score(unc, p.reasons)
+        report = confidence.score(unc, p.reasons, self.model.calibration)
         hkey = heatmap_key(p.obj.key)
         try:
             self.dest.write_atomic(
@@ -285,7 +297,7 @@ class ShardProcessor:
             collect_writes(0)
         order = {o.key: i for i, o in enumerate(shard.objects)}
         records.sort(key=lambda r: order[r.source_key])
-        return ShardResult(shard.shard_id, records, time.monotonic() - t0)
+        return ShardResult(shard.shard_id, route_for_review(records, self.cfg), time.monotonic() - t0)
 
     def _take(
         self,

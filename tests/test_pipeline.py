@@ -102,3 +102,16 @@ def test_toned_print_is_colorized_not_skipped(tmp_path, model):
     (rec,) = result.records
     assert rec.status == "ok" and "sepia_toned" in rec.confidence_reasons
     assert (tmp_path / "out" / "sepia.jpg").is_file()
+
+
+def test_review_budget_routes_least_confident_fraction(tmp_path):
+    from chromata.pipeline import route_for_review
+    from tests.test_manifest import rec
+
+    records = [rec(f"{i}.jpg", confidence=c, needs_review=False) for i, c in enumerate([0.9, 0.2, 0.5, 0.7, 0.1])]
+    records.append(rec("bad.jpg", status="failed", needs_review=False))
+    cfg = build_config(source="in", destination=str(tmp_path), review_budget=0.4)
+    routed = {r.source_key: r.needs_review for r in route_for_review(records, cfg)}
+    assert routed == {"0.jpg": False, "1.jpg": True, "2.jpg": False, "3.jpg": False, "4.jpg": True, "bad.jpg": False}
+    threshold_only = build_config(source="in", destination=str(tmp_path))
+    assert route_for_review(records, threshold_only) == records

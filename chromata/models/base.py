@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from chromata.calibration import Calibration
+
 F32 = NDArray[np.float32]
 
 
@@ -27,6 +29,7 @@ class Colorizer(Protocol):
     weights_sha256: str
     input_size: int
     device: str
+    calibration: Calibration | None  # maps the raw confidence score to P(good colorization)
 
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
         """``lightness``: (N, input_size, input_size) float32 L* in [0, 100]."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chromata.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,22 @@ def pick_device(requested: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def calibration_path(weights: Path) -> Path:
+    """Where a model's confidence calibration lives: beside its weights (builtin-v1.calibration.json)."""
+    return weights.with_name(f"{weights.stem}.calibration.json")
+
+
+def _calibration_beside(weights: Path, weights_sha256: str) -> Calibration | None:
+    path = calibration_path(weights)
+    if not path.is_file():
+        return None
+    cal = Calibration.load(path)
+    if cal.model_sha256 != weights_sha256:
+        log.warning("ignoring %s: it was fitted for other weights", path)
+        return None
+    return cal
+
+
 class BuiltinColorizer:
     """ChromaNet with annealed-mean decoding; uncertainty is the normalised entropy of the ab-bin
     distribution at each pixel."""
@@ -63,6 +80,7 @@ class BuiltinColorizer:
         self.net = net.to(self.device).eval()
         self.name = str(self.config.get("name", "chromata-builtin"))
         self.weights_sha256 = weights_sha256
+        self.calibration: Calibration | None = None
         self.input_size = int(self.config.get("input_size", 256))
         self.temperature = float(temperature if temperature is not None else self.config.get("temperature", 0.38))
         # Chroma is scaled by certainty**gamma per pixel: vivid where the model is sure, restrained where
@@ -91,6 +109,7 @@ class BuiltinColorizer:
         net = ChromaNet(decoder=tuple(config["decoder"]))
         net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
         model = cls(net, config, sha256_file(path), device=device, temperature=temperature, chroma_gamma=chroma_gamma)
+        model.calibration = _calibration_beside(path, model.weights_sha256)
         log.info("loaded %s (%s…) on %s", model.name, model.weights_sha256[:12], model.device)
         return model
 
@@ -119,5 +138,6 @@ class BuiltinColorizer:
             "input_size": self.input_size,
             "temperature": self.temperature,
             "chroma_gamma": self.chroma_gamma,
+            "calibration_sha256": self.calibration.sha256 if self.calibration else None,
             "device": self.device,
         }
