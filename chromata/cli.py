@@ -134,7 +134,7 @@ def run(
 
 def _print_summary(summary: dict[str, Any], cfg: Any) -> None:
     table = Table(title=f"chromata run {summary['run_id']}", show_header=False)
-    for k in ("listed", "already_done", "ok", "failed", "skipped", "needs_review", "queued", "shards"):
+    for k in ("listed", "already_done", "deleted", "ok", "failed", "skipped", "needs_review", "queued", "shards"):
         table.add_row(k.replace("_", " "), str(summary[k]))
     secs = float(summary["seconds"])
     done = int(summary["ok"]) + int(summary["failed"]) + int(summary["skipped"])

@@ -148,5 +148,19 @@ def processed_versions(storage: Storage) -> set[tuple[str, str, int]]:
     )
 
 
+def records_needing_review(storage: Storage) -> list[ImageRecord]:
+    """Every committed row that the review policy sent to curators (to re-enqueue idempotently)."""
+    import pyarrow.compute as pc
+
+    table = read_manifest(storage)
+    table = table.filter(pc.and_(pc.equal(table["status"], "ok"), pc.equal(table["needs_review"], True)))
+    rows = []
+    for row in table.to_pylist():
+        for ts in ("started_at", "finished_at"):
+            row[ts] = row[ts].timestamp()
+        rows.append(ImageRecord(**row))
+    return rows
+
+
 def params_json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from chromata.config import RunConfig
 from chromata.imageio import is_image_key
-from chromata.manifest import fragment_key, processed_versions
+from chromata.manifest import fragment_key, read_manifest
 from chromata.pipeline import Shard, make_shards
 from chromata.storage import ObjectInfo, open_storage
 
@@ -24,6 +24,8 @@ class RunPlan:
     listed: int  # image objects found in the source
     already_done: int  # of those, recorded by an earlier run (same key, ETag and size)
     ignored: int  # non-image objects in the source
+    deleted: int = 0  # recorded by earlier runs, no longer in the source (reported, never acted on)
+    deleted_examples: tuple[str, ...] = ()
 
     @property
     def images(self) -> int:
@@ -40,23 +42,17 @@ def plan_run(cfg: RunConfig, run_id: str | None = None) -> RunPlan:
     dst = open_storage(cfg.destination, cfg.endpoint_url)
     src.check_readable()
     dst.check_writable()
-    done = processed_versions(dst)
-    if cfg.retry_failed:
-        from chromata.manifest import read_manifest
-
-        t = read_manifest(dst, columns=["source_key", "source_etag", "source_size", "status"])
-        failed = {
-            (k, e, s)
-            for k, e, s, st in zip(
-                t["source_key"].to_pylist(),
-                t["source_etag"].to_pylist(),
-                t["source_size"].to_pylist(),
-                t["status"].to_pylist(),
-                strict=True,
-            )
-            if st == "failed"
-        }
-        done -= failed
+    seen = read_manifest(dst, columns=["source_key", "source_etag", "source_size", "status"])
+    versions = zip(
+        seen["source_key"].to_pylist(),
+        seen["source_etag"].to_pylist(),
+        seen["source_size"].to_pylist(),
+        seen["status"].to_pylist(),
+        strict=True,
+    )
+    done = {(k, e, s) for k, e, s, st in versions if not (cfg.retry_failed and st == "failed")}
+    known_keys = set(seen["source_key"].to_pylist())
+    listed_keys: set[str] = set()
     listed = ignored = skipped = 0
 
     def todo() -> Iterator[ObjectInfo]:
@@ -66,6 +62,7 @@ def plan_run(cfg: RunConfig, run_id: str | None = None) -> RunPlan:
                 ignored += 1
                 continue
             listed += 1
+            listed_keys.add(obj.key)
             if (obj.key, obj.etag, obj.size) in done:
                 skipped += 1
                 continue
@@ -77,7 +74,10 @@ def plan_run(cfg: RunConfig, run_id: str | None = None) -> RunPlan:
             skipped += len(shard.objects)
             continue
         shards.append(shard)
-    plan = RunPlan(run_id or new_run_id(), tuple(shards), listed, skipped, ignored)
+    deleted = sorted(known_keys - listed_keys)
+    if deleted:
+        log.warning("%d images recorded by earlier runs are gone from the source, e.g. %s", len(deleted), deleted[0])
+    plan = RunPlan(run_id or new_run_id(), tuple(shards), listed, skipped, ignored, len(deleted), tuple(deleted[:20]))
     log.info(
         "planned %d images in %d shards (%d already done, %d non-image files ignored)",
         plan.images,

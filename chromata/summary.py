@@ -16,6 +16,8 @@ class RunSummary:
     destination: str
     listed: int = 0
     already_done: int = 0
+    deleted: int = 0
+    deleted_examples: list[str] = field(default_factory=list)
     ok: int = 0
     failed: int = 0
     skipped: int = 0
@@ -56,6 +58,7 @@ class RunSummary:
             ("destination", self.destination),
             ("images listed", str(self.listed)),
             ("already done (skipped)", str(self.already_done)),
+            ("gone from the source", str(self.deleted)),
             ("colorized", str(self.ok)),
             ("failed", str(self.failed)),
             ("skipped (already colour)", str(self.skipped)),
@@ -68,6 +71,9 @@ class RunSummary:
     def to_markdown(self) -> str:
         lines = ["# chromata run summary", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in self.rows()]
+        if self.deleted_examples:
+            lines += ["", f"## {self.deleted} images recorded earlier are gone from the source", ""]
+            lines += [f"- `{k}`" for k in self.deleted_examples]
         if self.failures:
             lines += ["", "## Failures by reason", "", "| reason | count |", "|---|---|"]
             lines += [f"| {k} | {v} |" for k, v in self.failures.most_common()]
@@ -80,6 +86,8 @@ class RunSummary:
             "run_id": self.run_id,
             "listed": self.listed,
             "already_done": self.already_done,
+            "deleted": self.deleted,
+            "deleted_examples": list(self.deleted_examples),
             "ok": self.ok,
             "failed": self.failed,
             "skipped": self.skipped,

@@ -16,7 +16,7 @@ from prefect.cache_policies import NONE
 
 from chromata import progress
 from chromata.config import RunConfig
-from chromata.manifest import write_fragment
+from chromata.manifest import records_needing_review, write_fragment
 from chromata.pipeline import ShardResult
 from chromata.planning import RunPlan, plan_run
 from chromata.review.store import ReviewQueue
@@ -43,6 +43,19 @@ def commit_shard(cfg: RunConfig, result: ShardResult) -> int:
         queue.close()
 
 
+@task(name="reconcile-review-queue", cache_policy=NONE, retries=2, retry_delay_seconds=2)
+def reconcile_review_queue(cfg: RunConfig) -> int:
+    """Re-enqueue committed rows that need review: covers a run killed between a shard's manifest
+    fragment and its queue write. Idempotent, so normally it adds nothing."""
+    queue = ReviewQueue(cfg.review_db_url())
+    try:
+        return queue.enqueue(
+            records_needing_review(open_storage(cfg.destination, cfg.endpoint_url)), collection=cfg.collection_name
+        )
+    finally:
+        queue.close()
+
+
 @task(name="publish-summary", cache_policy=NONE)
 def publish_summary(summary: RunSummary) -> None:
     create_markdown_artifact(
@@ -57,8 +70,18 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
     logger = get_run_logger()
     t0 = time.monotonic()
     run_plan = plan(cfg)
+    recovered = reconcile_review_queue(cfg)
+    if recovered:
+        logger.warning("re-queued %d images for review that an interrupted run had not queued", recovered)
     summary = RunSummary(
-        run_plan.run_id, cfg.source, cfg.destination, listed=run_plan.listed, already_done=run_plan.already_done
+        run_plan.run_id,
+        cfg.source,
+        cfg.destination,
+        listed=run_plan.listed,
+        already_done=run_plan.already_done,
+        deleted=run_plan.deleted,
+        deleted_examples=list(run_plan.deleted_examples),
+        queued=recovered,
     )
     progress.planned(run_plan.images)
     logger.info("run %s: %d images to do in %d shards", run_plan.run_id, run_plan.images, len(run_plan.shards))

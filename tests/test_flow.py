@@ -71,6 +71,12 @@ def test_local_run_resume_and_failures(engines, collection, tmp_path):
     assert queue.count() == 4  # same outputs (deterministic keys and bytes): no new queue entries
     queue.close()
 
+    # killed between a fragment and its queue write: the next run re-queues from the manifest
+    Path(cfg.review_db_url().removeprefix("sqlite:///")).unlink()
+    fourth = engines(cfg)
+    assert (fourth["ok"], fourth["queued"]) == (0, 4)
+    assert ReviewQueue(cfg.review_db_url()).count() == 4
+
 
 def test_s3_to_s3_run(engines, collection, moto_endpoint, s3, tmp_path):
     upload_collection(s3, "archive", "collection-a", collection)
@@ -104,6 +110,12 @@ def test_s3_to_s3_run(engines, collection, moto_endpoint, s3, tmp_path):
     s3.put_object(Bucket="archive", Key="collection-a/new.jpg", Body=(Path(collection) / "a.jpg").read_bytes())
     third = engines(cfg)
     assert (third["ok"], third["already_done"]) == (1, 6)
+
+    # a source deleted since: reported, nothing else touched
+    s3.delete_object(Bucket="archive", Key="collection-a/b.png")
+    fourth = engines(cfg)
+    assert (fourth["ok"], fourth["deleted"], fourth["deleted_examples"]) == (0, 1, ["b.png"])
+    assert "collection-a/b.png" in {o["Key"] for o in s3.list_objects_v2(Bucket="derivatives")["Contents"]}
 
 
 def test_pool_reuses_loaded_model_across_shards(ray_local, collection):
