@@ -72,6 +72,9 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     jpeg_quality: Annotated[int, typer.Option(help="JPEG output quality")] = 92,
     retry_failed: Annotated[bool, typer.Option(help="process again images that failed before")] = False,
+    reprocess_if_model_changed: Annotated[
+        bool, typer.Option(help="process again images recorded with other model weights")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show engine logs")] = False,
 ) -> None:
     """Colorize every grey image under SOURCE into --out, with a manifest and a review queue."""
@@ -93,6 +96,7 @@ def run(
         device=device,
         jpeg_quality=jpeg_quality,
         retry_failed=retry_failed,
+        reprocess_if_model_changed=reprocess_if_model_changed,
     )
     _quiet_engines(verbose)
     from chromata.planning import plan_run

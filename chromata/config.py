@@ -46,6 +46,7 @@ class RunConfig(BaseModel):
     max_pixels: int = Field(200_000_000, ge=1)
     ray_address: str | None = None
     retry_failed: bool = False
+    reprocess_if_model_changed: bool = False
 
     @field_validator("source", "destination")
     @classmethod

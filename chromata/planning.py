@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from chromata.config import RunConfig
 from chromata.imageio import is_image_key
 from chromata.manifest import fragment_key, read_manifest
+from chromata.models import weights_sha256
 from chromata.pipeline import Shard, make_shards
 from chromata.storage import ObjectInfo, open_storage
 
@@ -42,15 +43,21 @@ def plan_run(cfg: RunConfig, run_id: str | None = None) -> RunPlan:
     dst = open_storage(cfg.destination, cfg.endpoint_url)
     src.check_readable()
     dst.check_writable()
-    seen = read_manifest(dst, columns=["source_key", "source_etag", "source_size", "status"])
+    seen = read_manifest(dst, columns=["source_key", "source_etag", "source_size", "status", "model_sha256"])
+    current_model = weights_sha256(cfg.model) if cfg.reprocess_if_model_changed else None
     versions = zip(
         seen["source_key"].to_pylist(),
         seen["source_etag"].to_pylist(),
         seen["source_size"].to_pylist(),
         seen["status"].to_pylist(),
+        seen["model_sha256"].to_pylist(),
         strict=True,
     )
-    done = {(k, e, s) for k, e, s, st in versions if not (cfg.retry_failed and st == "failed")}
+    done = {
+        (k, e, s)
+        for k, e, s, st, model in versions
+        if not (cfg.retry_failed and st == "failed") and (current_model is None or model == current_model)
+    }
     known_keys = set(seen["source_key"].to_pylist())
     listed_keys: set[str] = set()
     listed = ignored = skipped = 0

@@ -10,6 +10,19 @@ from chromata.models.base import ChromaPrediction, Colorizer
 __all__ = ["ChromaPrediction", "Colorizer", "load_colorizer"]
 
 
+def weights_sha256(spec: str = "builtin") -> str:
+    """SHA-256 of the weights a model spec names, without loading the model."""
+    from chromata.models.builtin import builtin_weights_path, sha256_file
+
+    kind, _, arg = spec.partition(":")
+    if kind != "builtin":
+        raise ConfigError(f"unknown model {spec!r}: use 'builtin' or 'builtin:PATH'")
+    path = Path(arg) if arg else builtin_weights_path()
+    if not path.is_file():
+        raise ConfigError(f"model weights not found: {path}")
+    return sha256_file(path)
+
+
 def load_colorizer(
     spec: str = "builtin",
     device: str = "auto",

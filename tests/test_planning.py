@@ -1,0 +1,42 @@
+from dataclasses import replace
+
+from chromata.config import build_config
+from chromata.imageio import is_image_key
+from chromata.manifest import write_fragment
+from chromata.models import weights_sha256
+from chromata.planning import plan_run
+from chromata.storage import LocalStorage
+from tests.test_manifest import rec
+
+
+def _record_all(collection, out, model_sha, status="ok"):
+    rows = [
+        replace(rec(o.key, status=status), source_etag=o.etag, source_size=o.size, model_sha256=model_sha)
+        for o in LocalStorage(collection).list()
+        if is_image_key(o.key)
+    ]
+    write_fragment(LocalStorage(out), "earlier", rows)
+    return rows
+
+
+def test_plan_skips_recorded_versions_and_reports_deleted(collection, tmp_path):
+    out = tmp_path / "out"
+    cfg = build_config(source=str(collection), destination=str(out), shard_size=2)
+    fresh = plan_run(cfg)
+    assert (fresh.listed, fresh.images, fresh.ignored, len(fresh.shards)) == (6, 6, 1, 3)
+    assert plan_run(cfg).shards == fresh.shards  # deterministic
+    _record_all(collection, out, weights_sha256())
+    (collection / "a.jpg").unlink()
+    (collection / "b.png").write_bytes((collection / "nested" / "C.JPEG").read_bytes())  # changed content
+    again = plan_run(cfg)
+    assert [o.key for s in again.shards for o in s.objects] == ["b.png"]
+    assert (again.deleted, again.deleted_examples) == (1, ("a.jpg",))
+
+
+def test_retry_failed_and_reprocess_if_model_changed(collection, tmp_path):
+    out = tmp_path / "out"
+    _record_all(collection, out, "older-weights", status="failed")
+    base = dict(source=str(collection), destination=str(out))
+    assert plan_run(build_config(**base)).images == 0
+    assert plan_run(build_config(**base, retry_failed=True)).images == 6
+    assert plan_run(build_config(**base, reprocess_if_model_changed=True)).images == 6
