@@ -152,6 +152,23 @@ def _print_summary(summary: dict[str, Any], cfg: Any) -> None:
 
 
 @app.command()
+def serve(
+    collections: Annotated[Path, typer.Option(help="TOML file listing collections and their schedules")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show engine logs")] = False,
+) -> None:
+    """Run every collection on its cron schedule from this process (Prefect serve; Ctrl-C stops)."""
+    from chromata.collections_config import load_collections
+
+    found = load_collections(collections)  # validate before starting anything
+    _quiet_engines(verbose)
+    from chromata.flows.nightly import serve as serve_nightly
+
+    for c in found:
+        console.print(f"{c.name}: {c.schedule} ({c.timezone})  {c.config.source} -> {c.config.destination}")
+    serve_nightly(collections)
+
+
+@app.command()
 def train(
     data: Annotated[Path, typer.Option(help="folder of colour photographs")],
     out: Annotated[Path, typer.Option(help="where to write weights and model card")] = Path("trained-model"),

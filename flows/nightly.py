@@ -1,0 +1,40 @@
+"""Nightly deployments: one cron-scheduled Prefect deployment of ``colorize-collection`` per collection.
+
+``chromata serve --collections chromata.toml`` runs them from this process (Prefect's ``serve``: no work
+pool needed); against a Prefect server with a process work pool, ``chromata deploy`` registers the same
+deployments for a worker to pick up (see docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect.client.schemas.schedules import CronSchedule
+
+from chromata.collections_config import Collection, load_collections
+from chromata.flows.colorize_collection import colorize_collection
+
+
+def deployment_name(collection: Collection) -> str:
+    return f"nightly-{collection.name}"
+
+
+def build_deployments(path: Path) -> list[Any]:
+    """RunnerDeployments for every collection in the file (validated before anything is registered)."""
+    return [
+        colorize_collection.to_deployment(
+            name=deployment_name(c),
+            schedule=CronSchedule(cron=c.schedule, timezone=c.timezone),
+            parameters={"cfg": c.config.model_dump()},
+            tags=["chromata", f"collection:{c.name}"],
+            description=f"Colorize {c.config.source} into {c.config.destination}",
+        )
+        for c in load_collections(path)
+    ]
+
+
+def serve(path: Path) -> None:
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*build_deployments(path))
