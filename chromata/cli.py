@@ -146,6 +146,8 @@ def _print_summary(summary: dict[str, Any], cfg: Any) -> None:
     table.add_row("throughput", f"{done / secs:.2f} images/s" if secs else "-")
     table.add_row("outputs", cfg.destination)
     table.add_row("review queue", cfg.review_db_url())
+    if summary.get("report_uri"):
+        table.add_row("report", str(summary["report_uri"]))
     for reason, n in dict(summary.get("failures", {})).items():
         table.add_row(f"failed: {reason}", str(n))
     console.print(table)

@@ -45,6 +45,7 @@ class RunConfig(BaseModel):
     jpeg_quality: int = Field(92, ge=1, le=100)
     max_pixels: int = Field(200_000_000, ge=1)
     ray_address: str | None = None
+    review_url: str | None = Field(None, description="URL of the review web app, linked from run reports")
     retry_failed: bool = False
     reprocess_if_model_changed: bool = False
 

@@ -27,6 +27,7 @@ class RunSummary:
     seconds: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
     failed_examples: list[tuple[str, str]] = field(default_factory=list)
+    report_uri: str | None = None
 
     def add(self, records: Iterable[ImageRecord], queued: int) -> None:
         self.shards += 1
@@ -69,7 +70,10 @@ class RunSummary:
         ]
 
     def to_markdown(self) -> str:
-        lines = ["# chromata run summary", "", "| | |", "|---|---|"]
+        lines = ["# chromata run summary", ""]
+        if self.report_uri:
+            lines += [f"Full report: {self.report_uri}", ""]
+        lines += ["| | |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in self.rows()]
         if self.deleted_examples:
             lines += ["", f"## {self.deleted} images recorded earlier are gone from the source", ""]
@@ -96,4 +100,5 @@ class RunSummary:
             "shards": self.shards,
             "seconds": round(self.seconds, 3),
             "failures": dict(self.failures),
+            "report_uri": self.report_uri,
         }

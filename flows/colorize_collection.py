@@ -19,6 +19,7 @@ from chromata.config import RunConfig
 from chromata.manifest import records_needing_review, write_fragment
 from chromata.pipeline import ShardResult
 from chromata.planning import RunPlan, plan_run
+from chromata.report import ReportCollector, write_report
 from chromata.review.store import ReviewQueue
 from chromata.storage import open_storage
 from chromata.summary import RunSummary
@@ -57,10 +58,14 @@ def reconcile_review_queue(cfg: RunConfig) -> int:
 
 
 @task(name="publish-summary", cache_policy=NONE)
-def publish_summary(summary: RunSummary) -> None:
+def publish_summary(cfg: RunConfig, summary: RunSummary, collector: ReportCollector) -> str:
+    """The HTML report into the destination, and the markdown artifact in Prefect."""
+    uri = write_report(summary, collector, open_storage(cfg.destination, cfg.endpoint_url), cfg.review_url)
+    summary.report_uri = uri
     create_markdown_artifact(
         markdown=summary.to_markdown(), key="chromata-run-summary", description=f"chromata run {summary.run_id}"
     )
+    return uri
 
 
 @flow(name="colorize-collection", log_prints=True)
@@ -83,6 +88,7 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
         deleted_examples=list(run_plan.deleted_examples),
         queued=recovered,
     )
+    collector = ReportCollector()
     progress.planned(run_plan.images)
     logger.info("run %s: %d images to do in %d shards", run_plan.run_id, run_plan.images, len(run_plan.shards))
     if run_plan.shards:
@@ -92,6 +98,7 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
             for result in pool.run(run_plan.shards, run_plan.run_id):
                 queued = commit_shard(cfg, result)
                 summary.add(result.records, queued)
+                collector.add(result.records)
                 progress.advance(len(result.records))
                 logger.info(
                     "shard %s: %d ok, %d failed, %d skipped in %.1f s on %s",
@@ -105,5 +112,5 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
         finally:
             pool.shutdown()
     summary.seconds = time.monotonic() - t0
-    publish_summary(summary)
+    summary.report_uri = publish_summary(cfg, summary, collector)
     return summary.as_dict()

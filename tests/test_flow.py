@@ -51,6 +51,12 @@ def test_local_run_resume_and_failures(engines, collection, tmp_path):
     queue = ReviewQueue(cfg.review_db_url())
     assert queue.count() == 4 == first["queued"]  # threshold 1.0: every colorized image
     assert first["run_id"] in _latest_summary_artifact()
+    report = Path(first["report_uri"])
+    assert report == out / "_chromata" / "reports" / f"{first['run_id']}.html"
+    page = report.read_text()
+    assert first["run_id"] in page and "decode_error" in page and "broken.jpg" in page
+    assert page.count("data:image/jpeg;base64,") == 4  # contact sheet of the colorized images
+    assert "machine estimate, not a historical record" in page
 
     second = engines(cfg)  # same command again: nothing is done twice
     assert (second["ok"], second["failed"], second["shards"], second["already_done"]) == (0, 0, 0, 6)
