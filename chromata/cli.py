@@ -23,9 +23,11 @@ app = typer.Typer(
     add_completion=False,
 )
 review_app = typer.Typer(help="The human review queue.", no_args_is_help=True)
+runs_app = typer.Typer(help="History of runs into a destination.", no_args_is_help=True)
 manifest_app = typer.Typer(help="Inspect run manifests.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(runs_app, name="runs")
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -99,9 +101,9 @@ def run(
         reprocess_if_model_changed=reprocess_if_model_changed,
     )
     _quiet_engines(verbose)
-    from chromata.planning import plan_run
+    from chromata.planning import preflight
 
-    plan_run(cfg)  # fail fast, before starting engines: bad bucket, unreadable source, unwritable dest
+    preflight(cfg)  # fail fast, before starting engines: bad bucket, unreadable source, unwritable dest
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from chromata import progress
@@ -384,6 +386,113 @@ def manifest_show(
             str(r["needs_review"]),
             r["error"] or "",
         )
+    console.print(t)
+
+
+@runs_app.command("list")
+def runs_list(
+    destination: Annotated[str, typer.Argument(help="run destination (local folder or s3://…)")],
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+) -> None:
+    """Every run that committed rows to DESTINATION, oldest first."""
+    from chromata.runs import run_history
+    from chromata.storage import open_storage
+
+    t = Table(title=f"runs into {destination}")
+    for col in ("run id", "started (UTC)", "wall", "ok", "failed", "skipped", "review", "images/s"):
+        t.add_column(col)
+    for r in run_history(open_storage(destination, endpoint_url)):
+        t.add_row(
+            r.run_id,
+            f"{r.started:%Y-%m-%d %H:%M:%S}",
+            f"{r.seconds:.1f} s",
+            str(r.ok),
+            str(r.failed),
+            str(r.skipped),
+            str(r.needs_review),
+            f"{r.images_per_second:.2f}",
+        )
+    console.print(t)
+
+
+@runs_app.command("show")
+def runs_show(
+    destination: Annotated[str, typer.Argument(help="run destination (local folder or s3://…)")],
+    run_id: Annotated[str, typer.Argument(help="a run id from `chromata runs list`")],
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+) -> None:
+    """One run: counts, throughput, failures and where its report is."""
+    from collections import Counter
+
+    import pyarrow.compute as pc
+
+    from chromata.errors import ConfigError
+    from chromata.manifest import read_manifest
+    from chromata.report import report_key
+    from chromata.runs import run_history
+    from chromata.storage import open_storage
+
+    storage = open_storage(destination, endpoint_url)
+    match = [r for r in run_history(storage) if r.run_id == run_id]
+    if not match:
+        raise ConfigError(f"no run {run_id} in {destination}")
+    r = match[0]
+    t = Table(title=f"run {run_id}", show_header=False)
+    for k, v in (
+        ("started (UTC)", f"{r.started:%Y-%m-%d %H:%M:%S}"),
+        ("finished (UTC)", f"{r.finished:%H:%M:%S}"),
+        ("images", str(r.images)),
+        ("ok", str(r.ok)),
+        ("failed", str(r.failed)),
+        ("skipped", str(r.skipped)),
+        ("sent to review", str(r.needs_review)),
+        ("throughput", f"{r.images_per_second:.2f} images/s"),
+        ("workers", str(r.workers)),
+        ("report", storage.uri(report_key(run_id)) if storage.exists(report_key(run_id)) else "-"),
+    ):
+        t.add_row(k, v)
+    table_ = read_manifest(storage, columns=["run_id", "error"])
+    errors = table_.filter(pc.equal(table_["run_id"], run_id))["error"].to_pylist()
+    for reason, n in Counter(e.split(":", 1)[0] for e in errors if e).most_common():
+        t.add_row(f"failed: {reason}", str(n))
+    console.print(t)
+
+
+@app.command()
+def plan(
+    source: Annotated[str, typer.Argument(help="local folder or s3://bucket/prefix of scans")],
+    out: Annotated[str, typer.Option("--out", "-o", help="the destination a run would use")],
+    workers: Annotated[int, typer.Option(help="colorizer actors the run would use")] = 1,
+    shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL")] = None,
+) -> None:
+    """What a run would do: objects, bytes, shards and expected hours — no image is processed."""
+    from chromata.config import build_config
+    from chromata.planning import Planner
+    from chromata.runs import estimate, run_history
+    from chromata.storage import open_storage
+
+    cfg = build_config(
+        source=source, destination=out, workers=workers, shard_size=shard_size, endpoint_url=endpoint_url
+    )
+    p = Planner(cfg)
+    for _ in p.shards():  # stream the listing; nothing is kept but counts
+        pass
+    est = estimate(p.images, p.bytes, run_history(open_storage(out, endpoint_url)), workers)
+    t = Table(title=f"plan: {source} → {out}", show_header=False)
+    for k, v in (
+        ("images listed", str(p.listed)),
+        ("already done", str(p.already_done)),
+        ("gone from the source", str(p.deleted)),
+        ("non-image files ignored", str(p.ignored)),
+        ("to colorize", str(p.images)),
+        ("bytes to read", f"{est.bytes / 1e6:,.1f} MB"),
+        ("shards", str(p.shard_count)),
+        ("workers", str(workers)),
+        ("throughput per worker", f"{est.bytes_per_second_per_worker / 1e6:.2f} MB/s ({est.basis})"),
+        ("expected processing time", f"{est.hours:.2f} h ({est.hours * 60:.0f} min)"),
+    ):
+        t.add_row(k, v)
     console.print(t)
 
 

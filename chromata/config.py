@@ -102,6 +102,7 @@ class RunConfig(BaseModel):
             "jpeg_quality": self.jpeg_quality,
             "review_threshold": self.review_threshold,
             "review_budget": self.review_budget,
+            "workers": self.workers,
         }
 
 

@@ -37,59 +37,93 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def plan_run(cfg: RunConfig, run_id: str | None = None) -> RunPlan:
-    """Checks both locations, then lists and shards the work still to do."""
-    src = open_storage(cfg.source, cfg.endpoint_url)
-    dst = open_storage(cfg.destination, cfg.endpoint_url)
-    src.check_readable()
-    dst.check_writable()
-    seen = read_manifest(dst, columns=["source_key", "source_etag", "source_size", "status", "model_sha256"])
-    current_model = weights_sha256(cfg.model) if cfg.reprocess_if_model_changed else None
-    versions = zip(
-        seen["source_key"].to_pylist(),
-        seen["source_etag"].to_pylist(),
-        seen["source_size"].to_pylist(),
-        seen["status"].to_pylist(),
-        seen["model_sha256"].to_pylist(),
-        strict=True,
-    )
-    done = {
-        (k, e, s)
-        for k, e, s, st, model in versions
-        if not (cfg.retry_failed and st == "failed") and (current_model is None or model == current_model)
-    }
-    known_keys = set(seen["source_key"].to_pylist())
-    listed_keys: set[str] = set()
-    listed = ignored = skipped = 0
+def preflight(cfg: RunConfig) -> None:
+    """Fail fast with one clear message if the source cannot be listed or the destination written."""
+    open_storage(cfg.source, cfg.endpoint_url).check_readable()
+    open_storage(cfg.destination, cfg.endpoint_url).check_writable()
 
-    def todo() -> Iterator[ObjectInfo]:
-        nonlocal listed, ignored, skipped
-        for obj in src.list():
+
+class Planner:
+    """Streams the work of a run: the source listing is consumed lazily, shard by shard, so a collection
+    of millions of keys is never held in memory; only the manifest's history (key → version) is.
+
+    Counters (``listed``, ``already_done``, ``ignored``, ``deleted``) are complete once ``shards()`` has
+    been exhausted.
+    """
+
+    def __init__(self, cfg: RunConfig, run_id: str | None = None) -> None:
+        preflight(cfg)
+        self.cfg = cfg
+        self.run_id = run_id or new_run_id()
+        self.src = open_storage(cfg.source, cfg.endpoint_url)
+        self.dst = open_storage(cfg.destination, cfg.endpoint_url)
+        seen = read_manifest(self.dst, columns=["source_key", "source_etag", "source_size", "status", "model_sha256"])
+        current_model = weights_sha256(cfg.model) if cfg.reprocess_if_model_changed else None
+        versions = zip(
+            seen["source_key"].to_pylist(),
+            seen["source_etag"].to_pylist(),
+            seen["source_size"].to_pylist(),
+            seen["status"].to_pylist(),
+            seen["model_sha256"].to_pylist(),
+            strict=True,
+        )
+        self._done = {
+            (k, e, s)
+            for k, e, s, st, model in versions
+            if not (cfg.retry_failed and st == "failed") and (current_model is None or model == current_model)
+        }
+        self._known = {k: i for i, k in enumerate(dict.fromkeys(seen["source_key"].to_pylist()))}
+        self._still_there = bytearray(len(self._known))
+        self.listed = self.already_done = self.ignored = self.images = self.shard_count = self.bytes = 0
+        self.deleted = 0
+        self.deleted_examples: tuple[str, ...] = ()
+
+    def _todo(self) -> Iterator[ObjectInfo]:
+        for obj in self.src.list():
             if not is_image_key(obj.key):
-                ignored += 1
+                self.ignored += 1
                 continue
-            listed += 1
-            listed_keys.add(obj.key)
-            if (obj.key, obj.etag, obj.size) in done:
-                skipped += 1
+            self.listed += 1
+            index = self._known.get(obj.key)
+            if index is not None:
+                self._still_there[index] = 1
+            if (obj.key, obj.etag, obj.size) in self._done:
+                self.already_done += 1
                 continue
             yield obj
 
-    shards = []
-    for shard in make_shards(todo(), cfg.shard_size):
-        if dst.exists(fragment_key(shard.shard_id)):  # committed by an earlier, interrupted run
-            skipped += len(shard.objects)
-            continue
-        shards.append(shard)
-    deleted = sorted(known_keys - listed_keys)
-    if deleted:
-        log.warning("%d images recorded by earlier runs are gone from the source, e.g. %s", len(deleted), deleted[0])
-    plan = RunPlan(run_id or new_run_id(), tuple(shards), listed, skipped, ignored, len(deleted), tuple(deleted[:20]))
-    log.info(
-        "planned %d images in %d shards (%d already done, %d non-image files ignored)",
-        plan.images,
-        len(plan.shards),
-        skipped,
-        ignored,
+    def shards(self) -> Iterator[Shard]:
+        for shard in make_shards(self._todo(), self.cfg.shard_size):
+            if self.dst.exists(fragment_key(shard.shard_id)):  # committed by an earlier, interrupted run
+                self.already_done += len(shard.objects)
+                continue
+            self.images += len(shard.objects)
+            self.bytes += shard.total_bytes
+            self.shard_count += 1
+            yield shard
+        gone = [k for k, i in self._known.items() if not self._still_there[i]]
+        self.deleted, self.deleted_examples = len(gone), tuple(sorted(gone)[:20])
+        if gone:
+            log.warning("%d images recorded by earlier runs are gone from the source, e.g. %s", len(gone), gone[0])
+        log.info(
+            "planned %d images in %d shards (%d already done, %d non-image files ignored)",
+            self.images,
+            self.shard_count,
+            self.already_done,
+            self.ignored,
+        )
+
+
+def plan_run(cfg: RunConfig, run_id: str | None = None) -> RunPlan:
+    """The whole plan at once (for estimates and tests; runs stream through ``Planner.shards``)."""
+    planner = Planner(cfg, run_id)
+    shards = tuple(planner.shards())
+    return RunPlan(
+        planner.run_id,
+        shards,
+        planner.listed,
+        planner.already_done,
+        planner.ignored,
+        planner.deleted,
+        planner.deleted_examples,
     )
-    return plan

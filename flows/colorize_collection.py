@@ -6,8 +6,10 @@ Composition only: the work is done by ``chromata.planning``, the actors (``chrom
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -17,8 +19,8 @@ from prefect.cache_policies import NONE
 from chromata import progress
 from chromata.config import RunConfig
 from chromata.manifest import records_needing_review, write_fragment
-from chromata.pipeline import ShardResult
-from chromata.planning import RunPlan, plan_run
+from chromata.pipeline import Shard, ShardResult
+from chromata.planning import Planner
 from chromata.report import ReportCollector, write_report
 from chromata.review.store import ReviewQueue
 from chromata.storage import open_storage
@@ -27,9 +29,10 @@ from chromata.summary import RunSummary
 log = logging.getLogger(__name__)
 
 
-@task(name="plan-run", cache_policy=NONE)
-def plan(cfg: RunConfig) -> RunPlan:
-    return plan_run(cfg)
+@task(name="open-plan", cache_policy=NONE)
+def open_plan(cfg: RunConfig) -> Planner:
+    """Check both locations and load the manifest history; the listing itself streams later."""
+    return Planner(cfg)
 
 
 # Storage I/O is retried by boto3 (one layer); this retry covers the review database only.
@@ -74,28 +77,25 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
 
     logger = get_run_logger()
     t0 = time.monotonic()
-    run_plan = plan(cfg)
+    planner = open_plan(cfg)
     recovered = reconcile_review_queue(cfg)
     if recovered:
         logger.warning("re-queued %d images for review that an interrupted run had not queued", recovered)
-    summary = RunSummary(
-        run_plan.run_id,
-        cfg.source,
-        cfg.destination,
-        listed=run_plan.listed,
-        already_done=run_plan.already_done,
-        deleted=run_plan.deleted,
-        deleted_examples=list(run_plan.deleted_examples),
-        queued=recovered,
-    )
+    summary = RunSummary(planner.run_id, cfg.source, cfg.destination, queued=recovered)
     collector = ReportCollector()
-    progress.planned(run_plan.images)
-    logger.info("run %s: %d images to do in %d shards", run_plan.run_id, run_plan.images, len(run_plan.shards))
-    if run_plan.shards:
+
+    def announced(shards: Iterator[Shard]) -> Iterator[Shard]:
+        for shard in shards:  # the listing streams: the total grows as shards are found
+            progress.planned(planner.images)
+            yield shard
+
+    shards = announced(planner.shards())
+    first = next(shards, None)
+    if first is not None:
         connect(cfg.ray_address)
         pool = ColorizerPool(cfg)
         try:
-            for result in pool.run(run_plan.shards, run_plan.run_id):
+            for result in pool.run(itertools.chain([first], shards), planner.run_id):
                 queued = commit_shard(cfg, result)
                 summary.add(result.records, queued)
                 collector.add(result.records)
@@ -111,6 +111,9 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
                 )
         finally:
             pool.shutdown()
+    progress.planned(planner.images)
+    summary.listed, summary.already_done = planner.listed, planner.already_done
+    summary.deleted, summary.deleted_examples = planner.deleted, list(planner.deleted_examples)
     summary.seconds = time.monotonic() - t0
     summary.report_uri = publish_summary(cfg, summary, collector)
     return summary.as_dict()

@@ -114,8 +114,10 @@ def test_s3_to_s3_run(engines, collection, moto_endpoint, s3, tmp_path):
 
     # a new object arriving in the bucket is picked up by the next run, alone
     s3.put_object(Bucket="archive", Key="collection-a/new.jpg", Body=(Path(collection) / "a.jpg").read_bytes())
+    # … and so is an object replaced with new content (new ETag), alone
+    s3.put_object(Bucket="archive", Key="collection-a/a.jpg", Body=(Path(collection) / "b.png").read_bytes())
     third = engines(cfg)
-    assert (third["ok"], third["already_done"]) == (1, 6)
+    assert (third["ok"], third["already_done"]) == (2, 5)  # new.jpg and the new a.jpg
 
     # a source deleted since: reported, nothing else touched
     s3.delete_object(Bucket="archive", Key="collection-a/b.png")

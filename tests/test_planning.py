@@ -40,3 +40,15 @@ def test_retry_failed_and_reprocess_if_model_changed(collection, tmp_path):
     assert plan_run(build_config(**base)).images == 0
     assert plan_run(build_config(**base, retry_failed=True)).images == 6
     assert plan_run(build_config(**base, reprocess_if_model_changed=True)).images == 6
+
+
+def test_planner_streams_the_listing(collection, tmp_path):
+    from chromata.planning import Planner
+
+    planner = Planner(build_config(source=str(collection), destination=str(tmp_path / "out"), shard_size=2))
+    shards = planner.shards()
+    first = next(shards)
+    assert len(first.objects) == 2
+    assert planner.listed == 2  # only as much of the source as the first shard needed was listed
+    rest = list(shards)
+    assert planner.listed == 6 and planner.images == 6 and len(rest) == 2
