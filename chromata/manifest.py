@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -18,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chromata.storage import Storage
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 MANIFEST_PREFIX = "_chromata/manifest"
@@ -118,11 +121,13 @@ def to_table(records: Sequence[ImageRecord]) -> pa.Table:
 
 
 def write_fragment(storage: Storage, shard_id: str, records: Sequence[ImageRecord]) -> str:
-    """Write one shard's rows atomically; the fragment's existence marks the shard as done."""
+    """Write one shard's rows atomically and at most once: the fragment's existence marks the shard as
+    done, so a retried or duplicated commit of the same shard leaves the first one in place."""
     buf = io.BytesIO()
     pq.write_table(to_table(records), buf, compression="zstd")
     key = fragment_key(shard_id)
-    storage.write_atomic(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
+    if not storage.create_once(key, buf.getvalue(), content_type="application/vnd.apache.parquet"):
+        log.info("fragment %s was already committed; keeping the first", key)
     return key
 
 

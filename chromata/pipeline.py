@@ -45,24 +45,29 @@ class Shard:
         return sum(o.size for o in self.objects)
 
 
-def shard_id_for(objects: Iterable[ObjectInfo]) -> str:
-    """Derived from the shard's keys and versions: a re-listing of the same objects reproduces it."""
+def shard_id_for(objects: Iterable[ObjectInfo], attempt: Callable[[str], int] = lambda key: 0) -> str:
+    """Derived from the shard's keys, versions and attempt numbers (how many manifest rows each key
+    already has): a re-listing of the same work reproduces it, so an interrupted run resumes into the
+    same fragment, while a retry of committed work (``--retry-failed``) gets a fragment of its own."""
     h = hashlib.sha256()
     for o in objects:
-        h.update(f"{o.key}\t{o.etag}\t{o.size}\n".encode())
+        n = attempt(o.key)
+        h.update(f"{o.key}\t{o.etag}\t{o.size}{f'#{n}' if n else ''}\n".encode())
     return h.hexdigest()[:16]
 
 
-def make_shards(objects: Iterable[ObjectInfo], shard_size: int) -> Iterator[Shard]:
+def make_shards(
+    objects: Iterable[ObjectInfo], shard_size: int, attempt: Callable[[str], int] = lambda key: 0
+) -> Iterator[Shard]:
     """Group a key-ordered stream of objects into consecutive shards without holding it all."""
     batch: list[ObjectInfo] = []
     for obj in objects:
         batch.append(obj)
         if len(batch) == shard_size:
-            yield Shard(shard_id_for(batch), tuple(batch))
+            yield Shard(shard_id_for(batch, attempt), tuple(batch))
             batch = []
     if batch:
-        yield Shard(shard_id_for(batch), tuple(batch))
+        yield Shard(shard_id_for(batch, attempt), tuple(batch))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,7 +73,9 @@ class Planner:
             for k, e, s, st, model in versions
             if not (cfg.retry_failed and st == "failed") and (current_model is None or model == current_model)
         }
-        self._known = {k: i for i, k in enumerate(dict.fromkeys(seen["source_key"].to_pylist()))}
+        keys = seen["source_key"].to_pylist()
+        self._known = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+        self._rows_per_key = Counter(keys)
         self._still_there = bytearray(len(self._known))
         self.listed = self.already_done = self.ignored = self.images = self.shard_count = self.bytes = 0
         self.deleted = 0
@@ -93,7 +96,7 @@ class Planner:
             yield obj
 
     def shards(self) -> Iterator[Shard]:
-        for shard in make_shards(self._todo(), self.cfg.shard_size):
+        for shard in make_shards(self._todo(), self.cfg.shard_size, lambda key: self._rows_per_key.get(key, 0)):
             if self.dst.exists(fragment_key(shard.shard_id)):  # committed by an earlier, interrupted run
                 self.already_done += len(shard.objects)
                 continue

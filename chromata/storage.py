@@ -59,6 +59,13 @@ class Storage(Protocol):
         """Write all of ``data`` or nothing: readers never see a partial object."""
         ...
 
+    def create_once(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Atomically create ``key`` only if it does not exist (S3: conditional PUT ``If-None-Match: *``).
+
+        Returns False, writing nothing, when the object already exists: for commit markers written by
+        retried or concurrent attempts at the same work."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def uri(self, key: str) -> str: ...
@@ -116,6 +123,22 @@ class LocalStorage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def create_once(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)  # atomic, and fails if the name exists
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -210,6 +233,23 @@ class S3Storage:
             ExtraArgs=extra,
             Config=TransferConfig(multipart_threshold=MULTIPART_THRESHOLD),
         )
+
+    def create_once(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._full(key),
+                Body=data,
+                IfNoneMatch="*",
+                ContentType=content_type or "application/octet-stream",
+            )
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -52,3 +52,28 @@ def test_planner_streams_the_listing(collection, tmp_path):
     assert planner.listed == 2  # only as much of the source as the first shard needed was listed
     rest = list(shards)
     assert planner.listed == 6 and planner.images == 6 and len(rest) == 2
+
+
+def test_retry_of_committed_shards_gets_new_fragments(collection, tmp_path):
+    out = tmp_path / "out"
+    cfg = build_config(source=str(collection), destination=str(out), shard_size=2)
+    first = plan_run(cfg)
+    for shard in first.shards:  # as if a run had committed every shard, every image failed
+        write_fragment(
+            LocalStorage(out),
+            shard.shard_id,
+            [
+                replace(rec(o.key, status="failed"), source_etag=o.etag, source_size=o.size, shard_id=shard.shard_id)
+                for o in shard.objects
+            ],
+        )
+    assert plan_run(cfg).images == 0
+    retry = plan_run(build_config(source=str(collection), destination=str(out), shard_size=2, retry_failed=True))
+    assert retry.images == 6
+    assert not {s.shard_id for s in retry.shards} & {s.shard_id for s in first.shards}
+    assert [s.shard_id for s in retry.shards] == [
+        s.shard_id
+        for s in plan_run(
+            build_config(source=str(collection), destination=str(out), shard_size=2, retry_failed=True)
+        ).shards
+    ]  # an interrupted retry resumes into the same fragments

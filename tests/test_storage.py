@@ -91,3 +91,19 @@ def test_s3_missing_bucket_is_a_clear_error(moto_endpoint):
     st = S3Storage("no-such-bucket", "", endpoint_url=moto_endpoint)
     with pytest.raises(StorageError, match="bucket not found: s3://no-such-bucket"):
         st.check_readable()
+
+
+def test_local_create_once(tmp_path):
+    st = LocalStorage(tmp_path)
+    assert st.create_once("m/f.parquet", b"first") is True
+    assert st.create_once("m/f.parquet", b"second") is False
+    assert st.read("m/f.parquet") == b"first"
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["f.parquet"]
+
+
+def test_s3_conditional_create_once(moto_endpoint, s3):
+    s3.create_bucket(Bucket="st-once")
+    st = S3Storage("st-once", "p", endpoint_url=moto_endpoint)
+    assert st.create_once("frag.parquet", b"first") is True
+    assert st.create_once("frag.parquet", b"second") is False  # If-None-Match: * refused by the server
+    assert st.read("frag.parquet") == b"first"
