@@ -8,6 +8,7 @@ colorization to the last bit of a 16-bit sample.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -53,8 +54,13 @@ def _srgb_to_linear(c: F32) -> F32:
 
 
 def _linear_to_srgb(c: F32) -> F32:
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055).astype(np.float32)
+    c = np.clip(c, 0.0, 1.0, dtype=np.float32)
+    out: F32 = np.asarray(cv2.pow(c, 1.0 / 2.4), dtype=np.float32)  # several times faster than numpy's pow
+    out *= np.float32(1.055)
+    out -= np.float32(0.055)
+    low = c <= 0.0031308
+    out[low] = c[low] * np.float32(12.92)
+    return out
 
 
 def _f(t: F32) -> F32:
@@ -62,12 +68,30 @@ def _f(t: F32) -> F32:
 
 
 def _f_inv(t: F32) -> F32:
-    return np.where(t > _DELTA, t**3, 3 * _DELTA**2 * (t - 4.0 / 29.0)).astype(np.float32)
+    out = t * t * t
+    low = t <= _DELTA
+    out[low] = (3 * _DELTA**2) * (t[low] - 4.0 / 29.0)
+    return out.astype(np.float32, copy=False)
 
 
 def gray_to_lightness(gray: F32) -> F32:
     """L* (0..100) of a single-channel image in [0, 1], treated as sRGB-encoded neutral grey."""
     return (116.0 * _f(_srgb_to_linear(gray.astype(np.float32))) - 16.0).astype(np.float32)
+
+
+@lru_cache(maxsize=2)
+def _lightness_lut(levels: int) -> F32:
+    return gray_to_lightness(np.arange(levels, dtype=np.float32) / np.float32(levels - 1))
+
+
+def grey_pixels_to_lightness(pixels: NDArray[Any]) -> F32:
+    """L* of 8- or 16-bit grey samples by table look-up: the same values as ``gray_to_lightness``
+    on ``to_unit_float(pixels)``, at a fraction of the cost."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        lut = _lightness_lut(256 if pixels.dtype == np.uint8 else 65536)
+        out: F32 = lut[pixels]
+        return out
+    return gray_to_lightness(to_unit_float(pixels))
 
 
 def bgr_to_lab(bgr: F32) -> F32:
@@ -80,12 +104,13 @@ def bgr_to_lab(bgr: F32) -> F32:
 
 def lab_to_bgr(lab: F32) -> F32:
     """Lab float32 -> BGR float32; colours outside sRGB are clipped to [0, 1]."""
-    fy = (lab[..., 0] + 16.0) / 116.0
-    fx = fy + lab[..., 1] / 500.0
-    fz = fy - lab[..., 2] / 200.0
-    xyz = np.stack([_f_inv(fx), _f_inv(fy), _f_inv(fz)], axis=-1)
-    rgb = _linear_to_srgb(xyz @ _XYZN_INV.T)
-    return np.ascontiguousarray(rgb[..., ::-1])
+    fy = (lab[..., 0] + np.float32(16.0)) / np.float32(116.0)
+    fx = fy + lab[..., 1] / np.float32(500.0)
+    fz = fy - lab[..., 2] / np.float32(200.0)
+    xyz = cv2.merge([_f_inv(fx), _f_inv(fy), _f_inv(fz)])
+    # BGR directly: the inverse matrix with its rows reversed (cv2.transform is a fast per-pixel matmul)
+    bgr = np.asarray(cv2.transform(xyz, _XYZN_INV[::-1].copy()), dtype=np.float32)
+    return _linear_to_srgb(bgr)
 
 
 def resize_ab(ab: F32, width: int, height: int) -> F32:
@@ -104,11 +129,10 @@ def merge_chroma(lightness: F32, ab_lowres: F32) -> F32:
     luminance detail of the scan is kept (only chroma is low-pass, as in JPEG's chroma subsampling).
     """
     h, w = lightness.shape
-    ab = resize_ab(ab_lowres, w, h)
-    lab = np.empty((h, w, 3), dtype=np.float32)
-    lab[..., 0] = lightness
-    lab[..., 1:] = ab
-    return lab_to_bgr(lab)
+    a, b = cv2.split(resize_ab(ab_lowres, w, h))
+    fy = (lightness.astype(np.float32, copy=False) + np.float32(16.0)) / np.float32(116.0)
+    xyz = cv2.merge([_f_inv(fy + a / np.float32(500.0)), _f_inv(fy.copy()), _f_inv(fy - b / np.float32(200.0))])
+    return _linear_to_srgb(np.asarray(cv2.transform(xyz, _XYZN_INV[::-1].copy()), dtype=np.float32))
 
 
 def colourfulness(bgr: F32) -> float:

@@ -140,19 +140,20 @@ def input_reasons(lightness: F32, width: int, height: int, tone: Tone | None = N
         reasons.append(tone.kind)
     if min(width, height) < TINY_SIDE:
         reasons.append("tiny_image")
-    mean = float(lightness.mean())
-    if float(lightness.std()) < LOW_CONTRAST_STD:
+    small = _downscale(lightness, ANALYSIS_SIDE)  # statistics need no more than this
+    mean = float(small.mean())
+    if float(small.std()) < LOW_CONTRAST_STD:
         reasons.append("low_contrast")
-    lo, hi = np.percentile(lightness, [1, 99])
+    lo, hi = np.percentile(small, [1, 99])
     if hi - lo < LOW_DYNAMIC_RANGE:
         reasons.append("low_dynamic_range")
     if mean < UNDEREXPOSED_MEAN:
         reasons.append("underexposed")
     elif mean > OVEREXPOSED_MEAN:
         reasons.append("overexposed")
-    if noise_sigma(lightness) > HEAVY_NOISE_SIGMA:
+    if noise_sigma(small) > HEAVY_NOISE_SIGMA:
         reasons.append("heavy_noise")
-    if looks_like_document(lightness):
+    if looks_like_document(small):
         reasons.append("document_text")
     return reasons
 

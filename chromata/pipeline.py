@@ -195,7 +195,7 @@ class ShardProcessor:
             if image.pixels.ndim == 3:  # grey stored as RGB, or a toned print: its own L*
                 lightness = np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(image.pixels))[..., 0])
             else:
-                lightness = color.gray_to_lightness(color.to_unit_float(image.pixels))
+                lightness = color.grey_pixels_to_lightness(image.pixels)
             work = working_lightness(lightness, self.model.input_size)
             reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
             return _Prepared(obj, started, sha, image, lightness, work, reasons)

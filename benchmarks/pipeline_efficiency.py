@@ -1,0 +1,126 @@
+"""Benchmarks 1 and 2 of docs/benchmarks.md, in one run so that the ratios compare like with like.
+
+* model-only bound: the same model and batch size on working-resolution L tensors already in memory;
+* pipeline: ``ShardProcessor.process`` — read, decode, L*, model, full-resolution merge, encode, write,
+  with decode/encode threads around the model (what each Ray actor runs);
+* naive loop: ``for f in files: read → decode → colorize (batch 1) → encode → write``, sequential.
+
+    python benchmarks/pipeline_efficiency.py --images 24 --megapixels 1 4 --batch-size 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def make_scans(folder: Path, n: int, mp_range: tuple[float, float], seed: int = 0) -> None:
+    """Grey JPEGs of 1–4 MP built from the bundled sample (resized, so they have real structure)."""
+    rng = np.random.default_rng(seed)
+    sample = sorted((Path(__file__).resolve().parents[1] / "examples" / "scans").glob("*.jpg"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        grey = cv2.imread(str(sample[i % len(sample)]), cv2.IMREAD_GRAYSCALE)
+        mp = rng.uniform(*mp_range) * 1e6
+        scale = (mp / (grey.shape[0] * grey.shape[1])) ** 0.5
+        big = cv2.resize(
+            grey, (round(grey.shape[1] * scale), round(grey.shape[0] * scale)), interpolation=cv2.INTER_CUBIC
+        )
+        cv2.imwrite(str(folder / f"scan-{i:04d}.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def main() -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--megapixels", type=float, nargs=2, default=(1.0, 4.0))
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+
+    import torch
+
+    from chromata import color
+    from chromata.config import build_config
+    from chromata.evaluation import working_lightness
+    from chromata.imageio import EncodeOptions, decode, encode
+    from chromata.models import load_colorizer
+    from chromata.pipeline import ShardProcessor, make_shards
+    from chromata.storage import LocalStorage
+
+    torch.set_num_threads(args.threads)
+    model = load_colorizer("builtin", device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst, naive_dst = Path(tmp) / "src", Path(tmp) / "dst", Path(tmp) / "naive"
+        make_scans(src, args.images, tuple(args.megapixels))
+        files = sorted(src.iterdir())
+        pixels = sum(int(np.prod(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).shape)) for f in files)
+
+        # model-only bound: same model, same batch size, tensors in memory
+        work = np.stack(
+            [
+                working_lightness(
+                    color.gray_to_lightness(color.to_unit_float(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))),
+                    model.input_size,
+                )
+                for f in files
+            ]
+        )
+        model.predict_ab(work[: args.batch_size])  # warm-up
+        t = time.perf_counter()
+        for i in range(0, len(work), args.batch_size):
+            model.predict_ab(work[i : i + args.batch_size])
+        model_only = len(work) / (time.perf_counter() - t)
+
+        # the pipeline each actor runs
+        cfg = build_config(
+            source=str(src),
+            destination=str(dst),
+            batch_size=args.batch_size,
+            workers=1,
+            threads_per_worker=args.threads,
+        )
+        proc = ShardProcessor(cfg, model=model)
+        shard = next(make_shards(LocalStorage(src).list(), 100_000))
+        t = time.perf_counter()
+        result = proc.process(shard, "bench")
+        pipeline = len(result.records) / (time.perf_counter() - t)
+        assert all(r.status == "ok" for r in result.records)
+
+        # naive sequential loop, same model
+        naive_dst.mkdir()
+        t = time.perf_counter()
+        for f in files:
+            img = decode(f.read_bytes(), 10**9)
+            lightness = color.gray_to_lightness(color.to_unit_float(img.pixels))
+            pred = model.predict_ab(working_lightness(lightness, model.input_size)[None])
+            out = color.from_unit_float(color.merge_chroma(lightness, pred.ab[0]), np.uint8)
+            (naive_dst / f.name).write_bytes(encode(out, ".jpg", EncodeOptions()))
+        naive = len(files) / (time.perf_counter() - t)
+
+    results = {
+        "images": args.images,
+        "megapixels_mean": round(pixels / len(files) / 1e6, 2),
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "model_only_images_per_s": round(model_only, 2),
+        "pipeline_images_per_s": round(pipeline, 2),
+        "naive_loop_images_per_s": round(naive, 2),
+        "pipeline_vs_model_bound": round(pipeline / model_only, 3),
+        "pipeline_vs_naive": round(pipeline / naive, 3),
+    }
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
