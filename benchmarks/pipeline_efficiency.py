@@ -49,7 +49,6 @@ def main() -> dict[str, float]:
 
     from chromata import color
     from chromata.config import build_config
-    from chromata.evaluation import working_lightness
     from chromata.imageio import EncodeOptions, decode, encode
     from chromata.models import load_colorizer
     from chromata.pipeline import ShardProcessor, make_shards
@@ -66,7 +65,7 @@ def main() -> dict[str, float]:
         # model-only bound: same model, same batch size, tensors in memory
         work = np.stack(
             [
-                working_lightness(
+                color.working_lightness(
                     color.gray_to_lightness(color.to_unit_float(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))),
                     model.input_size,
                 )
@@ -100,7 +99,7 @@ def main() -> dict[str, float]:
         for f in files:
             img = decode(f.read_bytes(), 10**9)
             lightness = color.gray_to_lightness(color.to_unit_float(img.pixels))
-            pred = model.predict_ab(working_lightness(lightness, model.input_size)[None])
+            pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
             out = color.from_unit_float(color.merge_chroma(lightness, pred.ab[0]), np.uint8)
             (naive_dst / f.name).write_bytes(encode(out, ".jpg", EncodeOptions()))
         naive = len(files) / (time.perf_counter() - t)

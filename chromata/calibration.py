@@ -174,7 +174,6 @@ def collect_samples(
     photo so that calibration and test sets never share a photograph.
     """
     from chromata import color, confidence, inputchecks
-    from chromata.evaluation import working_lightness
     from chromata.models.base import Colorizer
 
     assert isinstance(model, Colorizer)
@@ -191,7 +190,7 @@ def collect_samples(
         for view in views:
             lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(view)))
             lightness = np.ascontiguousarray(lab[..., 0])
-            pred = model.predict_ab(working_lightness(lightness, model.input_size)[None])
+            pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
             reasons = inputchecks.input_reasons(lightness, view.shape[1], view.shape[0])
             report = confidence.score(pred.uncertainty[0], reasons)
             result = color.bgr_to_lab(color.merge_chroma(lightness, pred.ab[0]))

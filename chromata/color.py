@@ -113,6 +113,11 @@ def lab_to_bgr(lab: F32) -> F32:
     return _linear_to_srgb(bgr)
 
 
+def working_lightness(lightness: F32, size: int) -> F32:
+    """Full-resolution L* -> a model's square working resolution (area-averaged)."""
+    return np.asarray(cv2.resize(lightness, (size, size), interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
 def resize_ab(ab: F32, width: int, height: int) -> F32:
     """Bilinearly resize an (h, w, 2) chroma map to (height, width, 2)."""
     if ab.shape[0] == height and ab.shape[1] == width:

@@ -46,16 +46,11 @@ class EvalSummary:
         }
 
 
-def working_lightness(lightness: np.ndarray, size: int) -> np.ndarray:
-    """Full-resolution L* -> the model's square working resolution (area-averaged)."""
-    return cv2.resize(lightness, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
 def score_image(name: str, bgr_truth: np.ndarray, model: Colorizer) -> ImageScore:
     unit = color.to_unit_float(bgr_truth)
     lab_truth = color.bgr_to_lab(unit)
     lightness = np.ascontiguousarray(lab_truth[..., 0])
-    pred = model.predict_ab(working_lightness(lightness, model.input_size)[None])
+    pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
     out = color.merge_chroma(lightness, pred.ab[0])
     lab_out = color.bgr_to_lab(out)
     gray_lab = lab_truth.copy()

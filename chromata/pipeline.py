@@ -26,7 +26,6 @@ import chromata
 from chromata import color, confidence, inputchecks
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
-from chromata.evaluation import working_lightness
 from chromata.imageio import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode
 from chromata.manifest import HEATMAP_PREFIX, ImageRecord, Status, image_id_for, params_json
 from chromata.models import Colorizer, load_colorizer
@@ -196,7 +195,7 @@ class ShardProcessor:
                 lightness = np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(image.pixels))[..., 0])
             else:
                 lightness = color.grey_pixels_to_lightness(image.pixels)
-            work = working_lightness(lightness, self.model.input_size)
+            work = color.working_lightness(lightness, self.model.input_size)
             reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
             return _Prepared(obj, started, sha, image, lightness, work, reasons)
         except Exception as exc:

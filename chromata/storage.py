@@ -110,7 +110,8 @@ class LocalStorage:
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
+    def _durable_temp(self, key: str, data: bytes) -> tuple[Path, Path]:
+        """Write ``data`` to a synced temporary file beside ``key``'s path; returns (temp, final)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
@@ -119,26 +120,28 @@ class LocalStorage:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return Path(tmp), path
+
+    def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        tmp, path = self._durable_temp(key, data)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def create_once(self, key: str, data: bytes, content_type: str | None = None) -> bool:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        tmp, path = self._durable_temp(key, data)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
             os.link(tmp, path)  # atomic, and fails if the name exists
             return True
         except FileExistsError:
             return False
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
