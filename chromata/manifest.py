@@ -145,12 +145,33 @@ def read_manifest(storage: Storage, columns: Iterable[str] | None = None) -> pa.
     return pa.concat_tables(tables, promote_options="default")
 
 
-def processed_versions(storage: Storage) -> set[tuple[str, str, int]]:
-    """(source_key, etag, size) of every image some earlier run already recorded."""
-    t = read_manifest(storage, columns=["source_key", "source_etag", "source_size"])
-    return set(
-        zip(t["source_key"].to_pylist(), t["source_etag"].to_pylist(), t["source_size"].to_pylist(), strict=True)
+HISTORY_COLUMNS = ("source_key", "source_etag", "source_size", "status", "model_sha256")
+
+
+def processed_versions(
+    storage: Storage,
+    *,
+    redo_failed: bool = False,
+    model_sha256: str | None = None,
+    table: pa.Table | None = None,
+) -> set[tuple[str, str, int]]:
+    """(source_key, etag, size) of every image an earlier run already recorded — less failed rows with
+    ``redo_failed``, and less rows made by other weights when ``model_sha256`` is given. ``table``: the
+    manifest's ``HISTORY_COLUMNS`` when the caller has read them already."""
+    t = table if table is not None else read_manifest(storage, columns=HISTORY_COLUMNS)
+    rows = zip(
+        t["source_key"].to_pylist(),
+        t["source_etag"].to_pylist(),
+        t["source_size"].to_pylist(),
+        t["status"].to_pylist(),
+        t["model_sha256"].to_pylist(),
+        strict=True,
     )
+    return {
+        (k, e, s)
+        for k, e, s, status, model in rows
+        if not (redo_failed and status == "failed") and (model_sha256 is None or model == model_sha256)
+    }
 
 
 def records_needing_review(storage: Storage) -> list[ImageRecord]:

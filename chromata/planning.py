@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from chromata.config import RunConfig
 from chromata.imageio import is_image_key
-from chromata.manifest import fragment_key, read_manifest
+from chromata.manifest import HISTORY_COLUMNS, fragment_key, processed_versions, read_manifest
 from chromata.models import weights_sha256
 from chromata.pipeline import Shard, make_shards
 from chromata.storage import ObjectInfo, open_storage
@@ -58,21 +58,13 @@ class Planner:
         self.run_id = run_id or new_run_id()
         self.src = open_storage(cfg.source, cfg.endpoint_url)
         self.dst = open_storage(cfg.destination, cfg.endpoint_url)
-        seen = read_manifest(self.dst, columns=["source_key", "source_etag", "source_size", "status", "model_sha256"])
-        current_model = weights_sha256(cfg.model) if cfg.reprocess_if_model_changed else None
-        versions = zip(
-            seen["source_key"].to_pylist(),
-            seen["source_etag"].to_pylist(),
-            seen["source_size"].to_pylist(),
-            seen["status"].to_pylist(),
-            seen["model_sha256"].to_pylist(),
-            strict=True,
+        seen = read_manifest(self.dst, columns=HISTORY_COLUMNS)
+        self._done = processed_versions(
+            self.dst,
+            redo_failed=cfg.retry_failed,
+            model_sha256=weights_sha256(cfg.model) if cfg.reprocess_if_model_changed else None,
+            table=seen,
         )
-        self._done = {
-            (k, e, s)
-            for k, e, s, st, model in versions
-            if not (cfg.retry_failed and st == "failed") and (current_model is None or model == current_model)
-        }
         keys = seen["source_key"].to_pylist()
         self._known = {k: i for i, k in enumerate(dict.fromkeys(keys))}
         self._rows_per_key = Counter(keys)
