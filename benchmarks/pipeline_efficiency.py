@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,12 +37,40 @@ def make_scans(folder: Path, n: int, mp_range: tuple[float, float], seed: int = 
         cv2.imwrite(str(folder / f"scan-{i:04d}.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def main() -> dict[str, float]:
+class GpuSampler:
+    """Mean GPU utilisation (NVML, via torch) sampled every 50 ms while the pipeline runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import torch
+
+        while not self._stop.wait(0.05):
+            try:
+                self.samples.append(int(torch.cuda.utilization()))
+            except Exception:
+                return
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join()
+        return round(sum(self.samples) / len(self.samples), 1) if self.samples else None
+
+
+def main() -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--megapixels", type=float, nargs=2, default=(1.0, 4.0))
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU run of benchmark 4)")
+    ap.add_argument("--precision", default="auto", help="auto (fp16 on a GPU), fp32, fp16 or bf16")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
 
@@ -50,12 +79,14 @@ def main() -> dict[str, float]:
     from chromata import color
     from chromata.config import build_config
     from chromata.imageio import EncodeOptions, decode, encode
-    from chromata.models import load_colorizer
     from chromata.pipeline import ShardProcessor, make_shards
     from chromata.storage import LocalStorage
 
     torch.set_num_threads(args.threads)
-    model = load_colorizer("builtin", device="cpu")
+    from chromata.models.builtin import BuiltinColorizer
+
+    model = BuiltinColorizer.load(device=args.device, precision=args.precision)
+    gpu = GpuSampler() if args.device.startswith("cuda") else None
     with tempfile.TemporaryDirectory() as tmp:
         src, dst, naive_dst = Path(tmp) / "src", Path(tmp) / "dst", Path(tmp) / "naive"
         make_scans(src, args.images, tuple(args.megapixels))
@@ -85,12 +116,16 @@ def main() -> dict[str, float]:
             batch_size=args.batch_size,
             workers=1,
             threads_per_worker=args.threads,
+            device=args.device,
         )
         proc = ShardProcessor(cfg, model=model)
         shard = next(make_shards(LocalStorage(src).list(), 100_000))
+        if gpu:
+            gpu.start()
         t = time.perf_counter()
         result = proc.process(shard, "bench")
         pipeline = len(result.records) / (time.perf_counter() - t)
+        gpu_util = gpu.stop() if gpu else None
         assert all(r.status == "ok" for r in result.records)
 
         # naive sequential loop, same model
@@ -109,6 +144,10 @@ def main() -> dict[str, float]:
         "megapixels_mean": round(pixels / len(files) / 1e6, 2),
         "batch_size": args.batch_size,
         "threads": args.threads,
+        "device": model.device,
+        "precision": model.precision,
+        "gpu_name": torch.cuda.get_device_name() if model.device.startswith("cuda") else None,
+        "gpu_utilisation_during_pipeline_pct": gpu_util,
         "model_only_images_per_s": round(model_only, 2),
         "pipeline_images_per_s": round(pipeline, 2),
         "naive_loop_images_per_s": round(naive, 2),

@@ -46,6 +46,7 @@ _RGB_TO_XYZ = np.array(
 _WHITE = _RGB_TO_XYZ.sum(axis=1)
 _XYZN = (_RGB_TO_XYZ / _WHITE[:, None]).astype(np.float32)  # rows: X/Xn, Y/Yn, Z/Zn
 _XYZN_INV = np.linalg.inv(_RGB_TO_XYZ / _WHITE[:, None]).astype(np.float32)
+RGB_TO_XYZN = _XYZN  # public: the same matrix for other back-ends (the torch conversion used in training)
 _DELTA = 6.0 / 29.0  # CIE 1976 L*a*b* breakpoint
 
 

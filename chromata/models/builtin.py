@@ -74,9 +74,16 @@ class BuiltinColorizer:
         device: str = "auto",
         temperature: float | None = None,
         chroma_gamma: float | None = None,
+        precision: str = "auto",
     ) -> None:
         self.config = dict(config)
         self.device = pick_device(device)
+        # "auto" is float32 everywhere: measured on an H100, fp16 autocast moved ab by up to 5.5 (p99 0.64)
+        # against the CPU and was no faster (the network is not the bottleneck); bf16 by up to 25. fp16/bf16
+        # stay available for throughput experiments; outputs must be reproducible across devices by default.
+        if precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"unknown precision {precision!r}: use auto, fp32, fp16 or bf16")
+        self.precision = "fp32" if precision == "auto" else precision
         self.net = net.to(self.device).eval()
         self.name = str(self.config.get("name", "chromata-builtin"))
         self.weights_sha256 = weights_sha256
@@ -94,6 +101,7 @@ class BuiltinColorizer:
         device: str = "auto",
         temperature: float | None = None,
         chroma_gamma: float | None = None,
+        precision: str = "auto",
     ) -> BuiltinColorizer:
         import torch
 
@@ -108,7 +116,15 @@ class BuiltinColorizer:
         config = dict(blob["config"])
         net = ChromaNet(decoder=tuple(config["decoder"]))
         net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-        model = cls(net, config, sha256_file(path), device=device, temperature=temperature, chroma_gamma=chroma_gamma)
+        model = cls(
+            net,
+            config,
+            sha256_file(path),
+            device=device,
+            temperature=temperature,
+            chroma_gamma=chroma_gamma,
+            precision=precision,
+        )
         model.calibration = _calibration_beside(path, model.weights_sha256)
         log.info("loaded %s (%s…) on %s", model.name, model.weights_sha256[:12], model.device)
         return model
@@ -120,8 +136,11 @@ class BuiltinColorizer:
 
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32))
-            x = x.unsqueeze(1).to(self.device)
-            logits = self.net(x).float()
+            x = x.unsqueeze(1).to(self.device, non_blocking=True)
+            dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision)
+            with torch.autocast(self.device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = self.net(x)
+            logits = logits.float()
             unc = normalised_entropy(logits)
             ab = annealed_mean(logits, self.temperature)
             if self.chroma_gamma > 0:
@@ -138,6 +157,7 @@ class BuiltinColorizer:
             "input_size": self.input_size,
             "temperature": self.temperature,
             "chroma_gamma": self.chroma_gamma,
+            "precision": self.precision,
             "calibration_sha256": self.calibration.sha256 if self.calibration else None,
             "device": self.device,
         }

@@ -106,6 +106,7 @@ class ChromaNet(nn.Module):
     def __init__(self, decoder: tuple[int, int, int, int] = DECODER_CHANNELS) -> None:
         super().__init__()
         self.encoder = Lite0Encoder()
+        self.decoder_channels = decoder
         c32, c16, c8, c4 = decoder
         self.bridge = _conv_bn(320, c32)
         self.up16 = UpBlock(c32, 112, c16)
