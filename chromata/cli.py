@@ -174,57 +174,92 @@ def serve(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="folder of colour photographs")],
+    data: Annotated[str, typer.Option(help="folder or s3://bucket/prefix/ of colour photographs")],
     out: Annotated[Path, typer.Option(help="where to write weights and model card")] = Path("trained-model"),
-    steps: Annotated[int, typer.Option(help="optimiser steps")] = 4000,
-    batch_size: Annotated[int, typer.Option()] = 12,
+    steps: Annotated[int, typer.Option(help="optimiser steps of the cross-entropy stage")] = 4000,
+    batch_size: Annotated[int, typer.Option(help="crops per step (per worker)")] = 12,
     crop: Annotated[int, typer.Option(help="training crop size (multiple of 32)")] = 160,
-    init: Annotated[str, typer.Option(help="imagenet (pretrained encoder) or scratch")] = "imagenet",
-    max_minutes: Annotated[float | None, typer.Option(help="stop after this many minutes")] = None,
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-4,
+    init: Annotated[str, typer.Option(help="imagenet, scratch, builtin (fine-tune the shipped model) or PATH")] = (
+        "imagenet"
+    ),
+    augment: Annotated[bool, typer.Option(help="archive augmentations: grain, blur, dust, tone, toned prints")] = True,
+    adversarial: Annotated[bool, typer.Option(help="add a PatchGAN adversarial fine-tune stage")] = False,
+    adversarial_steps: Annotated[int, typer.Option(help="steps of the adversarial stage")] = 1000,
+    workers: Annotated[int, typer.Option(help="data-parallel workers through Ray Train (1 = this process)")] = 1,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for --workers > 1 (default: local)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint for s3:// data")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="time budget; the LR schedule ends with it")] = None,
+    name: Annotated[str, typer.Option(help="model name written into the weights and card")] = "chromata-builtin-v2",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
-    """Train the built-in model on colour photos (colour removed on the fly) and evaluate it."""
+    """Train (or fine-tune) the built-in model on colour photos, colour removed on the fly; evaluate it."""
     from chromata.errors import ConfigError
-    from chromata.training import TrainConfig
+    from chromata.training import INITS, TrainConfig
     from chromata.training import train as run_training
 
-    if not data.is_dir():
+    if not data.startswith("s3://") and not Path(data).is_dir():
         raise ConfigError(f"training data folder not found: {data}")
     if crop % 32:
         raise ConfigError("--crop must be a multiple of 32")
+    if init not in INITS and not Path(init).is_file():
+        raise ConfigError(f"--init must be one of {', '.join(INITS)} or an existing weights file: {init}")
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    card = run_training(
-        TrainConfig(
-            data=data,
-            out=out,
-            steps=steps,
-            batch_size=batch_size,
-            crop=crop,
-            init=init,
-            max_minutes=max_minutes,
-            seed=seed,
-        )
+    cfg = TrainConfig(
+        data=data,
+        out=out,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        lr=lr,
+        init=init,
+        augment=augment,
+        adversarial=adversarial,
+        adversarial_steps=adversarial_steps,
+        device=device,
+        endpoint_url=endpoint_url,
+        max_minutes=max_minutes,
+        name=name,
+        seed=seed,
     )
-    console.print_json(json.dumps(card["validation"]))
+    try:
+        if workers > 1:
+            from chromata.actors.training import train_distributed
+
+            card = train_distributed(cfg, workers, address=ray_address)
+        else:
+            card = run_training(cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print_json(json.dumps({k: v for k, v in card["validation"].items() if k != "by_decoding"}))
     console.print(f"weights and model card written to {out}")
 
 
 @app.command("eval")
 def evaluate_cmd(
-    data: Annotated[Path, typer.Option(help="folder of colour photographs")],
-    model: Annotated[str, typer.Option(help="builtin or builtin:PATH")] = "builtin",
-    split: Annotated[str, typer.Option(help="val (the model card's held-out files) or all")] = "val",
+    data: Annotated[Path, typer.Argument(help="folder of colour photographs")],
+    model: Annotated[list[str] | None, typer.Option(help="model spec; repeat to compare models")] = None,
+    out: Annotated[Path, typer.Option(help="report folder: eval.parquet, eval.md, contact-sheet.html")] = Path(
+        "eval-report"
+    ),
+    split: Annotated[str, typer.Option(help="val (the shipped model card's held-out photos) or all")] = "val",
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N photos")] = None,
     temperature: Annotated[float | None, typer.Option(help="annealed-mean temperature override")] = None,
 ) -> None:
-    """Colour photos → remove colour → colorize → CIEDE2000 and colourfulness vs the truth."""
+    """Colour photos → remove colour → colorize → PSNR, SSIM, CIEDE2000, colourfulness vs the truth and baselines."""
     from chromata.errors import ConfigError
-    from chromata.evaluation import evaluate, load_images
+    from chromata.evaluation import load_images
     from chromata.models import load_colorizer
     from chromata.models.builtin import builtin_card
+    from chromata.quality import evaluate_models
 
     if not data.is_dir():
         raise ConfigError(f"evaluation data folder not found: {data}")
-    colorizer = load_colorizer(model, temperature=temperature)
+    specs = model or ["builtin"]
+    models = [(spec, load_colorizer(spec, temperature=temperature)) for spec in specs]
     if split == "val":
         names = builtin_card()["data"]["validation_files"]
         files = [data / n for n in names if (data / n).is_file()]
@@ -232,8 +267,38 @@ def evaluate_cmd(
         files = sorted(p for p in data.iterdir() if p.is_file())
     else:
         raise ConfigError("--split must be val or all")
-    summary = evaluate(load_images(files), colorizer)
-    console.print_json(json.dumps({"model": colorizer.describe(), **summary.as_dict()}))
+    images = load_images(files[:limit] if limit else files)
+    if not images:
+        raise ConfigError(f"no readable colour photos to evaluate in {data} (split {split})")
+    report = evaluate_models(images, models)
+    paths = report.write(out)
+    typer.echo(report.markdown())
+    console.print(f"report: {paths['markdown']}, {paths['parquet']}, {paths['html']}")
+
+
+@app.command("export-onnx")
+def export_onnx(
+    out: Annotated[Path, typer.Option(help="ONNX file to write")] = Path("chromata-builtin.onnx"),
+    model: Annotated[str, typer.Option(help="builtin, builtin:v1 or builtin:PATH")] = "builtin",
+    check: Annotated[bool, typer.Option(help="run both and report the largest difference")] = True,
+) -> None:
+    """Export the built-in model (network + decoding) to ONNX, for ONNX Runtime or other engines."""
+    import numpy as np
+
+    from chromata.errors import ConfigError
+    from chromata.models import load_colorizer
+    from chromata.models.onnx import OnnxColorizer, export_builtin
+
+    if not model.startswith("builtin"):
+        raise ConfigError("only the built-in model can be exported: --model builtin[:PATH]")
+    colorizer = load_colorizer(model, device="cpu")
+    export_builtin(colorizer, out)
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {colorizer.name}")
+    if check:
+        size = colorizer.input_size
+        x = np.random.default_rng(0).uniform(0, 100, (2, size, size)).astype(np.float32)
+        a, b = colorizer.predict_ab(x), OnnxColorizer(out, device="cpu").predict_ab(x)
+        console.print(f"torch vs ONNX Runtime: max |Δab| {np.abs(a.ab - b.ab).max():.2e}")
 
 
 @app.command()

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chromata.errors import ConfigError
 
-MODEL_SPEC = re.compile(r"^(builtin|builtin:.+)$")
+MODEL_SPEC = re.compile(r"^(builtin|builtin:.+|eccv16:.+|siggraph17:.+|onnx:.+)$")
 
 
 def _location(uri: str) -> str:
@@ -28,7 +28,9 @@ class RunConfig(BaseModel):
     source: str = Field(description="local folder or s3://bucket/prefix holding the scans")
     destination: str = Field(description="local folder or s3://bucket/prefix for derivatives")
     endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, moto …)")
-    model: str = Field("builtin", description="builtin or builtin:/path/to/weights.pt")
+    model: str = Field(
+        "builtin", description="builtin, builtin:v1, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH"
+    )
     temperature: float | None = Field(None, gt=0.0, le=2.0, description="annealed-mean T override")
     chroma_gamma: float | None = Field(None, ge=0.0, le=4.0, description="certainty weighting override")
     shard_size: int = Field(500, ge=1, le=100_000)
@@ -60,7 +62,9 @@ class RunConfig(BaseModel):
     @classmethod
     def _model_spec(cls, v: str) -> str:
         if not MODEL_SPEC.match(v):
-            raise ValueError(f"unknown model {v!r}: use 'builtin' or 'builtin:PATH'")
+            raise ValueError(
+                f"unknown model {v!r}: use builtin, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH"
+            )
         return v
 
     @field_validator("device")

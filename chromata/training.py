@@ -69,7 +69,7 @@ class TrainConfig:
     threads: int | None = None
     log_every: int = 50
     max_minutes: float | None = None
-    name: str = "chromata-builtin-v1"
+    name: str = "chromata-builtin-v2"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -410,6 +410,7 @@ def fit(
         feed.close()
     stats = {
         "init": init_desc,
+        "decoder": list(net.decoder_channels),
         "steps_done": steps_done,
         "adversarial_steps_done": adv_done,
         "device": device,

@@ -64,3 +64,95 @@ def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
     model = load_colorizer(f"builtin:{weights}", device="cpu")
     assert model.weights_sha256 == card["weights_sha256"]
     assert model.predict_ab(np.full((1, 256, 256), 50.0, np.float32)).ab.shape == (1, 64, 64, 2)
+
+
+def test_torch_lab_matches_the_numpy_conversion():
+    import torch
+
+    from chromata import color
+    from chromata.torchcolor import bgr_u8_to_lab, lightness_to_grey
+
+    x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    ours = bgr_u8_to_lab(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+    ref = np.stack([color.bgr_to_lab(color.to_unit_float(i)) for i in x])
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+    light = torch.linspace(0, 100, 11)
+    grey = lightness_to_grey(light).numpy()
+    np.testing.assert_allclose(color.gray_to_lightness(grey.astype(np.float32)), light.numpy(), atol=1e-3)
+
+
+def test_archive_augmentations_do_what_they_say():
+    import torch
+
+    from chromata.augment import TONES, AugmentConfig, augment_lightness, dust, gaussian_blur, grain, tone
+
+    torch.manual_seed(0)
+    flat = torch.full((4, 1, 32, 32), 50.0)
+    noisy = grain(flat, torch.full((4, 1, 1, 1), 5.0))
+    assert 2.0 < float(noisy.std()) < 8.0
+    assert float(gaussian_blur(noisy, torch.full((4, 1, 1, 1), 1.5)).std()) < 0.6 * float(noisy.std())
+    specks = dust(flat, 20)
+    assert bool(((specks == 97.0) | (specks == 4.0)).any()) and float((specks == 50.0).float().mean()) > 0.7
+    sepia = tone(flat, TONES["sepia"], torch.ones(4, 1, 1, 1))
+    assert float(sepia.mean()) < 50.0  # a brown print is darker than a neutral one of the same silver
+    assert float(tone(flat, TONES["sepia"], torch.zeros(4, 1, 1, 1)).sub(50.0).abs().max()) < 1e-3
+    everything = AugmentConfig(p_tone=1.0, p_curve=1.0, p_blur=1.0, p_grain=1.0, p_dust=1.0)
+    out = augment_lightness(torch.rand(8, 1, 32, 32) * 100, everything)
+    assert out.shape == (8, 1, 32, 32) and float(out.min()) >= 0.0 and float(out.max()) <= 100.0
+    off = AugmentConfig(p_tone=0, p_curve=0, p_blur=0, p_grain=0, p_dust=0)
+    assert torch.equal(augment_lightness(flat, off), flat)
+
+
+def _tiny(tmp_path, folder, **kw):
+    base = dict(
+        data=folder,
+        out=tmp_path / "model",
+        steps=2,
+        batch_size=2,
+        crop=64,
+        log_every=1,
+        val_fraction=0.25,
+        temperatures=(0.38,),
+        chroma_gammas=(0.5,),
+        name="chromata-tiny",
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.slow
+def test_adversarial_stage_runs_and_is_recorded(tmp_path):
+    folder = _photos(tmp_path / "photos")
+    card = train(_tiny(tmp_path, folder, init="scratch", adversarial=True, adversarial_steps=3))
+    curve = card["training"]["loss_curve"]
+    assert [p["stage"] for p in curve] == ["main", "main", "adversarial", "adversarial", "adversarial"]
+    assert {"ce", "g_adv", "d"} <= set(curve[-1])
+    assert card["training"]["adversarial_steps_done"] == 3
+    assert "PatchGAN" in card["architecture"]
+
+
+@pytest.mark.slow
+def test_fine_tune_the_builtin_model_on_a_collection_in_s3(tmp_path, s3, moto_endpoint):
+    from tests.conftest import upload_collection
+
+    folder = _photos(tmp_path / "photos")
+    upload_collection(s3, "holdings", "colour", folder)
+    cfg = _tiny(tmp_path, "s3://holdings/colour/", init="builtin", endpoint_url=moto_endpoint)
+    card = train(cfg)
+    assert card["encoder_init"].startswith("fine-tuned from chromata-builtin-v2")
+    assert card["data"]["train_images"] + card["data"]["validation_images"] == 12
+    model = load_colorizer(f"builtin:{tmp_path / 'model' / 'tiny.pt'}", device="cpu")
+    assert model.weights_sha256 == card["weights_sha256"]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_distributed_training_with_two_ray_train_workers(tmp_path, ray_local):
+    from chromata.actors.training import train_distributed
+
+    folder = _photos(tmp_path / "photos")
+    card = train_distributed(_tiny(tmp_path, folder, init="scratch", steps=3, device="cpu"), workers=2)
+    assert card["training"]["workers"] == 2
+    assert card["training"]["steps_done"] == 3
+    assert card["training"]["epochs"] > 0
+    model = load_colorizer(f"builtin:{tmp_path / 'model' / 'tiny.pt'}", device="cpu")
+    assert model.predict_ab(np.full((1, 64, 64), 50.0, np.float32)).ab.shape == (1, 16, 16, 2)

@@ -17,16 +17,27 @@ from chromata.models.base import F32, ChromaPrediction
 log = logging.getLogger(__name__)
 
 WEIGHTS_FORMAT = "chromata-chromanet/1"
-BUILTIN_WEIGHTS = "builtin-v1.pt"
-BUILTIN_CARD = "builtin-v1.card.json"
+BUILTIN_WEIGHTS = "builtin-v2.pt"
+BUILTIN_CARD = "builtin-v2.card.json"
 
 
 def builtin_weights_path() -> Path:
     return Path(str(resources.files("chromata.models") / "weights" / BUILTIN_WEIGHTS))
 
 
-def builtin_card() -> dict[str, Any]:
-    path = Path(str(resources.files("chromata.models") / "weights" / BUILTIN_CARD))
+def packaged_weights(version: str = "") -> Path:
+    """A weights file shipped in the package: the current one, or an earlier version ("v1")."""
+    name = f"builtin-{version}.pt" if version else BUILTIN_WEIGHTS
+    return Path(str(resources.files("chromata.models") / "weights" / name))
+
+
+def builtin_card(weights: Path | None = None) -> dict[str, Any]:
+    """The model card beside a weights file (default: the shipped model's)."""
+    path = (
+        weights.with_name(f"{weights.stem}.card.json")
+        if weights
+        else Path(str(resources.files("chromata.models") / "weights" / BUILTIN_CARD))
+    )
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -47,7 +58,7 @@ def pick_device(requested: str = "auto") -> str:
 
 
 def calibration_path(weights: Path) -> Path:
-    """Where a model's confidence calibration lives: beside its weights (builtin-v1.calibration.json)."""
+    """Where a model's confidence calibration lives: beside its weights (builtin-v2.calibration.json)."""
     return weights.with_name(f"{weights.stem}.calibration.json")
 
 

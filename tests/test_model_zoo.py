@@ -1,0 +1,172 @@
+"""User-supplied models behind the one Colorizer interface: Zhang ECCV16/SIGGRAPH17 state dicts and ONNX.
+
+The published weight files cannot be downloaded here, so each loader is tested with a randomly
+initialised network saved in the authors' format (a plain state dict with their module names)."""
+
+import numpy as np
+import pytest
+import torch
+
+from chromata.errors import ConfigError
+from chromata.models import load_colorizer, weights_sha256
+from chromata.models.builtin import sha256_file
+from chromata.models.zhang import ECCV16Net, SIGGRAPH17Net, save_reference_format
+
+# Parameter names and shapes of the authors' releases (colorization_release_v2 / siggraph17-df00044c).
+ECCV16_KEYS = {
+    "model1.0.weight": (64, 1, 3, 3),
+    "model1.2.weight": (64, 64, 3, 3),
+    "model1.4.running_mean": (64,),
+    "model3.4.weight": (256, 256, 3, 3),
+    "model5.0.weight": (512, 512, 3, 3),
+    "model8.0.weight": (512, 256, 4, 4),
+    "model8.6.weight": (313, 256, 1, 1),
+    "model_out.weight": (2, 313, 1, 1),
+}
+SIGGRAPH17_KEYS = {
+    "model1.0.weight": (64, 4, 3, 3),
+    "model8up.0.weight": (512, 256, 4, 4),
+    "model3short8.0.weight": (256, 256, 3, 3),
+    "model8.1.weight": (256, 256, 3, 3),
+    "model8.5.running_var": (256,),
+    "model9.1.weight": (128, 128, 3, 3),
+    "model9.3.weight": (128,),
+    "model10.1.weight": (128, 128, 3, 3),
+    "model_class.0.weight": (529, 256, 1, 1),
+    "model_out.0.weight": (2, 128, 1, 1),
+}
+
+
+def _lightness(n=1, h=64, w=96, seed=0):
+    return np.random.default_rng(seed).uniform(0, 100, (n, h, w)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("kind", "cls", "keys"), [("eccv16", ECCV16Net, ECCV16_KEYS), ("siggraph17", SIGGRAPH17Net, SIGGRAPH17_KEYS)]
+)
+def test_architectures_have_the_published_parameter_layout(kind, cls, keys):
+    state = cls().state_dict()
+    for name, shape in keys.items():
+        assert tuple(state[name].shape) == shape, name
+
+
+def _randomised(cls):
+    torch.manual_seed(0)
+    net = cls().eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as trained weights have
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def test_eccv16_loader_reproduces_the_saved_network(tmp_path):
+    net = _randomised(ECCV16Net)
+    path = tmp_path / "colorization_release_v2.pth"
+    save_reference_format(net, path)
+    model = load_colorizer(f"eccv16:{path}", device="cpu", temperature=0.38)
+    x = _lightness()
+    pred = model.predict_ab(x)
+    with torch.no_grad():  # the authors' decoding, computed here independently
+        logits = net(torch.from_numpy(x)[:, None])
+        probs = torch.softmax(logits / 0.38, dim=1)
+        ab = net.model_out(probs) * 110.0
+    assert pred.ab.shape == (1, 16, 24, 2) and pred.uncertainty.shape == (1, 16, 24)
+    np.testing.assert_allclose(pred.ab, ab.permute(0, 2, 3, 1).numpy(), atol=1e-4)
+    assert pred.uncertainty.min() >= 0.0 and pred.uncertainty.max() <= 1.0
+    assert model.weights_sha256 == sha256_file(path) == weights_sha256(f"eccv16:{path}")
+    assert model.describe()["model_name"] == "zhang-eccv16"
+
+
+def test_siggraph17_loader_reproduces_the_saved_network(tmp_path):
+    net = _randomised(SIGGRAPH17Net)
+    path = tmp_path / "siggraph17.pth"
+    save_reference_format(net, path)
+    model = load_colorizer(f"siggraph17:{path}", device="cpu")
+    x = _lightness()
+    pred = model.predict_ab(x)
+    with torch.no_grad():
+        ab, _ = net(torch.from_numpy(x)[:, None])
+    assert pred.ab.shape == (1, 64, 96, 2)  # regression output at full working resolution
+    assert pred.uncertainty.shape == (1, 16, 24)  # from the 529-bin head at 1/4
+    np.testing.assert_allclose(pred.ab, ab.permute(0, 2, 3, 1).numpy(), atol=1e-4)
+
+
+def test_wrong_or_missing_weights_are_one_line_config_errors(tmp_path):
+    path = tmp_path / "eccv.pth"
+    save_reference_format(ECCV16Net(), path)
+    with pytest.raises(ConfigError, match="not a siggraph17 state dict"):
+        load_colorizer(f"siggraph17:{path}", device="cpu")
+    with pytest.raises(ConfigError, match="needs a weights file"):
+        load_colorizer("eccv16", device="cpu")
+    with pytest.raises(ConfigError, match="not found"):
+        load_colorizer(f"onnx:{tmp_path / 'missing.onnx'}", device="cpu")
+    with pytest.raises(ConfigError, match="unknown model"):
+        load_colorizer("deoldify:x.pth")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from chromata.models.onnx import export_builtin
+
+    torch_model = load_colorizer("builtin", device="cpu")
+    path = export_builtin(torch_model, tmp_path_factory.mktemp("onnx") / "builtin.onnx")
+    return torch_model, path
+
+
+@pytest.mark.parametrize("shape", [(2, 256, 256), (1, 192, 320)])
+def test_onnx_export_agrees_with_torch(exported, shape):
+    torch_model, path = exported
+    onnx_model = load_colorizer(f"onnx:{path}", device="cpu")
+    x = np.random.default_rng(1).uniform(0, 100, shape).astype(np.float32)
+    a, b = torch_model.predict_ab(x), onnx_model.predict_ab(x)
+    assert a.ab.shape == b.ab.shape == (shape[0], shape[1] // 4, shape[2] // 4, 2)
+    np.testing.assert_allclose(b.ab, a.ab, atol=1e-2)
+    np.testing.assert_allclose(b.uncertainty, a.uncertainty, atol=1e-4)
+    info = onnx_model.describe()
+    assert info["model_name"] == torch_model.name
+    assert info["exported_from_sha256"] == torch_model.weights_sha256
+    assert info["uncertainty"] == "model output"
+
+
+def test_foreign_onnx_with_rgb_input_and_no_uncertainty(tmp_path):
+    """DDColor-style signature: grey image as RGB in 0..1 at a fixed size in, ab out."""
+
+    class TinyRgbToAb(torch.nn.Module):
+        def forward(self, rgb):
+            grey = rgb.mean(dim=1, keepdim=True)
+            return torch.cat([grey * 20.0, -grey * 10.0], dim=1)
+
+    path = tmp_path / "ddcolor-like.onnx"
+    torch.onnx.export(
+        TinyRgbToAb(),
+        (torch.zeros(1, 3, 128, 128),),
+        str(path),
+        input_names=["image"],
+        output_names=["output"],
+        dynamo=False,
+    )
+    model = load_colorizer(f"onnx:{path}", device="cpu")
+    assert model.input_size == 128
+    x = np.full((1, 128, 128), 100.0, np.float32)  # white
+    pred = model.predict_ab(x)
+    np.testing.assert_allclose(pred.ab[0, 0, 0], [20.0, -10.0], atol=0.1)
+    assert np.all(pred.uncertainty == 0.5)
+    assert "not provided" in model.describe()["uncertainty"]
+
+
+def test_run_pipeline_with_a_zhang_model(collection, tmp_path):
+    from chromata.config import build_config
+    from chromata.imageio import is_image_key
+    from chromata.pipeline import ShardProcessor, make_shards
+    from chromata.storage import LocalStorage
+
+    path = tmp_path / "siggraph17.pth"
+    save_reference_format(_randomised(SIGGRAPH17Net), path)
+    cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), model=f"siggraph17:{path}")
+    proc = ShardProcessor(cfg)
+    objs = [o for o in LocalStorage(collection).list() if is_image_key(o.key)]
+    result = proc.process(next(make_shards(objs, 100)), "run-z")
+    ok = [r for r in result.records if r.status == "ok"]
+    assert ok and all(r.model_name == "zhang-siggraph17" and r.model_sha256 == sha256_file(path) for r in ok)
