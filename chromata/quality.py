@@ -147,6 +147,25 @@ class Report:
             f"<table><tr><th>photo</th>{head}</tr>{''.join(body)}</table></html>"
         )
 
+    def contact_sheet_jpeg(self, max_images: int = 8, cell: int = 220) -> bytes:
+        """The first photos' thumbnails as one JPEG grid (input, truth, each model), for docs and e-mail."""
+        images = list(dict.fromkeys(r.image for r in self.rows))[:max_images]
+        cols = ["input", "truth", *[m for m in self.methods if m not in (GRAY, MEAN_CHROMA)]]
+        label_h = 24
+        sheet = np.full((label_h + len(images) * (cell + 4), len(cols) * (cell + 4), 3), 255, np.uint8)
+        for c, name in enumerate(cols):
+            cv2.putText(sheet, name[:28], (c * (cell + 4) + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+        for r, image in enumerate(images):
+            for c, name in enumerate(cols):
+                jpeg = self.thumbnails.get((image, name))
+                if not jpeg:
+                    continue
+                thumb = np.asarray(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), np.uint8)
+                y, x = label_h + r * (cell + 4), c * (cell + 4)
+                sheet[y : y + thumb.shape[0], x : x + thumb.shape[1]] = thumb
+        ok, buf = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return buf.tobytes() if ok else b""
+
     def write(self, out: Path) -> dict[str, Path]:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -157,11 +176,14 @@ class Report:
             "markdown": out / "eval.md",
             "html": out / "contact-sheet.html",
             "json": out / "summary.json",
+            "jpeg": out / "contact-sheet.jpg",
         }
         pq.write_table(pa.Table.from_pylist([asdict(r) for r in self.rows]), paths["parquet"])
         paths["markdown"].write_text(self.markdown(), encoding="utf-8")
         paths["html"].write_text(self.contact_sheet(), encoding="utf-8")
         paths["json"].write_text(json.dumps({"mean_ab": self.mean_ab, "summary": self.summary()}, indent=2))
+        if self.thumbnails:
+            paths["jpeg"].write_bytes(self.contact_sheet_jpeg())
         return paths
 
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +51,40 @@ def test_listing_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads(out.read_text())
     assert row["objects"] == 60 and row["incremental_plan_s"] > 0
+
+
+def _run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.slow
+def test_model_speed_benchmark_runs(tmp_path):
+    out = tmp_path / "speed.json"
+    proc = _run_benchmark(
+        "model_speed.py", "--sizes", "64", "--batches", "1", "--min-seconds", "0.1", "--json", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert {(r["model"], r["runtime"]) for r in result["rows"]} == {
+        (m, rt) for m in ("builtin", "eccv16") for rt in ("torch", "onnxruntime")
+    }
+    assert result["parameters"]["eccv16"] > 5 * result["parameters"]["builtin"]
+
+
+@pytest.mark.slow
+def test_adversarial_experiment_runs(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        cv2.imwrite(str(photos / f"p{i:02d}.jpg"), rng.integers(0, 255, (80, 80, 3), dtype=np.uint8))
+    proc = _run_benchmark(
+        "adversarial_experiment.py", "--data", str(photos), "--out", str(tmp_path / "exp"), "--init", "scratch",
+        "--base-minutes", "0.02", "--stage-minutes", "0.02", "--batch-size", "2", "--crop", "64", "--max-steps", "2",
+        "--temperatures", "0.38", "--gammas", "0.5",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    assert result["adversarial"]["adversarial_steps"] >= 1 and result["control"]["adversarial_steps"] == 0
