@@ -15,6 +15,7 @@ from typing import Any
 import ray
 
 from chromata.config import RunConfig
+from chromata.metrics import METRICS
 from chromata.pipeline import Shard, ShardProcessor, ShardResult
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class ColorizerPool:
         if opts["num_gpus"] == 0 and cfg.device.startswith("cuda"):
             raise RuntimeError("device=cuda was requested but the Ray cluster has no GPUs")
         self.actors = [ColorizerActor.options(**opts).remote(cfg) for _ in range(cfg.workers)]  # type: ignore[attr-defined]
+        self.queued = METRICS.pool_queue.labels(cfg.collection_name)
         log.info("started %d colorizer actors with %s", len(self.actors), opts)
 
     def run(self, shards: Iterable[Shard], run_id: str) -> Iterator[ShardResult]:
@@ -89,11 +91,13 @@ class ColorizerPool:
                     break
                 actor = idle.pop()
                 in_flight[actor.process.remote(shard, run_id)] = actor
+            self.queued.set(len(in_flight))
             if not in_flight:
                 return
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
                 idle.append(in_flight.pop(ref))
+                self.queued.set(len(in_flight))
                 yield ray.get(ref)
 
     def info(self) -> list[dict[str, Any]]:

@@ -56,7 +56,9 @@ def run(
     source: Annotated[str, typer.Argument(help="local folder or s3://bucket/prefix of scans")],
     out: Annotated[str, typer.Option("--out", "-o", help="local folder or s3://bucket/prefix for outputs")],
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL")] = None,
-    model: Annotated[str, typer.Option(help="builtin or builtin:PATH")] = "builtin",
+    model: Annotated[
+        str, typer.Option(help="builtin, builtin:v1, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH")
+    ] = "builtin",
     workers: Annotated[int, typer.Option(help="colorizer actors in the Ray pool")] = 1,
     shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
     batch_size: Annotated[int, typer.Option(help="images per model batch")] = 8,
@@ -74,9 +76,15 @@ def run(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     jpeg_quality: Annotated[int, typer.Option(help="JPEG output quality")] = 92,
     retry_failed: Annotated[bool, typer.Option(help="process again images that failed before")] = False,
+    redo_rejected: Annotated[
+        bool, typer.Option(help="colorize again images curators rejected (e.g. with another --model)")
+    ] = False,
     reprocess_if_model_changed: Annotated[
         bool, typer.Option(help="process again images recorded with other model weights")
     ] = False,
+    metrics_textfile: Annotated[
+        str | None, typer.Option(help="write Prometheus metrics here at the end (node-exporter textfile)")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show engine logs")] = False,
 ) -> None:
     """Colorize every grey image under SOURCE into --out, with a manifest and a review queue."""
@@ -98,7 +106,9 @@ def run(
         device=device,
         jpeg_quality=jpeg_quality,
         retry_failed=retry_failed,
+        redo_rejected=redo_rejected,
         reprocess_if_model_changed=reprocess_if_model_changed,
+        metrics_textfile=metrics_textfile,
     )
     _quiet_engines(verbose)
     from chromata.planning import preflight
@@ -413,6 +423,93 @@ def review_list(
     queue.close()
 
 
+@review_app.command("serve")
+def review_serve(
+    db: Annotated[str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="review database URL")] = None,
+    outputs: Annotated[
+        str | None, typer.Option(envvar="CHROMATA_OUTPUTS", help="the run destination whose images are reviewed")
+    ] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    mode: Annotated[str, typer.Option(envvar="CHROMATA_MODE", help="local (http, laptop) or production")] = "local",
+    secret_key: Annotated[
+        str | None, typer.Option(envvar="CHROMATA_SECRET_KEY", help="session signing key (required in production)")
+    ] = None,
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+    metrics_token: Annotated[
+        str | None, typer.Option(envvar="CHROMATA_METRICS_TOKEN", help="bearer token enabling /metrics")
+    ] = None,
+) -> None:
+    """Start the curators' web app (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from chromata.errors import ConfigError
+    from chromata.review.app import AppSettings, create_app
+
+    if not outputs:
+        raise ConfigError("give --outputs (the run destination whose images are reviewed)")
+    settings = AppSettings(
+        db_url=_review_url(db, outputs),
+        outputs=outputs,
+        secret_key=secret_key or "local-development-only",
+        mode=mode,
+        endpoint_url=endpoint_url,
+        metrics_token=metrics_token,
+    )
+    app_ = create_app(settings)  # validates settings and migrates the database before listening
+    if mode == "local" and not secret_key:
+        err.print("[yellow]local mode with the development secret: sessions do not survive a restart elsewhere[/]")
+    err.print(f"review app on http://{host}:{port}/ (queue: {settings.db_url})")
+    uvicorn.run(app_, host=host, port=port, log_level="warning", proxy_headers=mode == "production")
+
+
+@review_app.command("add-user")
+def review_add_user(
+    username: Annotated[str, typer.Argument()],
+    role: Annotated[str, typer.Option(help="curator or admin")] = "curator",
+    db: Annotated[str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="review database URL")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="run destination (uses its SQLite queue)")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="read the password from standard input")] = False,
+) -> None:
+    """Create a curator (or admin) account; the password is prompted for, or read from stdin."""
+    import sys
+
+    from chromata.errors import ConfigError
+    from chromata.review.store import ReviewQueue
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    queue = ReviewQueue(_review_url(db, out))
+    try:
+        queue.add_user(username, password, role)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    finally:
+        queue.close()
+    console.print(f"added {role} {username}")
+
+
+@review_app.command("export")
+def review_export(
+    out: Annotated[str, typer.Option("--out", help="run destination: decisions go to its _chromata/decisions/")],
+    db: Annotated[str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="review database URL")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+) -> None:
+    """Write the curators' decisions, joined to the manifest, as Parquet beside the manifest."""
+    from chromata.review.export import export_decisions
+    from chromata.review.store import ReviewQueue
+    from chromata.storage import open_storage
+
+    queue = ReviewQueue(_review_url(db, out))
+    try:
+        key, rows = export_decisions(queue, open_storage(out, endpoint_url))
+    finally:
+        queue.close()
+    console.print(f"{rows} decisions written to {key}")
+
+
 @manifest_app.command("show")
 def manifest_show(
     destination: Annotated[str, typer.Argument(help="run destination (local folder or s3://…)")],
@@ -425,12 +522,22 @@ def manifest_show(
     from collections import Counter
 
     from chromata.manifest import read_manifest
+    from chromata.review.export import latest_decisions
     from chromata.storage import open_storage
 
-    table_ = read_manifest(open_storage(destination, endpoint_url))
+    storage = open_storage(destination, endpoint_url)
+    table_ = read_manifest(storage)
     rows = table_.to_pylist()
+    decided = latest_decisions(storage)  # exported curator decisions (chromata review export)
+    for r in rows:
+        d = decided.get((r["image_id"], r["output_sha256"]))
+        r["review_decision"] = d["decision"] if d else None
+        r["review_curator"] = d["curator"] if d else None
     counts = Counter(r["status"] for r in rows)
     console.print(f"{len(rows)} rows: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    reviewed = Counter(r["review_decision"] for r in rows if r["review_decision"])
+    if reviewed:
+        console.print("curator decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(reviewed.items())))
     if status:
         rows = [r for r in rows if r["status"] == status]
     rows = rows[:limit]
@@ -439,7 +546,7 @@ def manifest_show(
             console.print_json(json.dumps(r, default=str))
         return
     t = Table()
-    for col in ("source_key", "status", "confidence", "reasons", "needs_review", "error"):
+    for col in ("source_key", "status", "confidence", "reasons", "needs_review", "review", "error"):
         t.add_column(col)
     for r in rows:
         conf = "-" if r["confidence"] is None else f"{r['confidence']:.3f}"
@@ -449,6 +556,7 @@ def manifest_show(
             conf,
             ", ".join(r["confidence_reasons"] or []),
             str(r["needs_review"]),
+            f"{r['review_decision']} ({r['review_curator']})" if r["review_decision"] else "",
             r["error"] or "",
         )
     console.print(t)

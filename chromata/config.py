@@ -48,7 +48,13 @@ class RunConfig(BaseModel):
     max_pixels: int = Field(200_000_000, ge=1)
     ray_address: str | None = None
     review_url: str | None = Field(None, description="URL of the review web app, linked from run reports")
+    metrics_textfile: str | None = Field(
+        None, description="write Prometheus metrics here at the end of a run (node-exporter textfile format)"
+    )
     retry_failed: bool = False
+    redo_rejected: bool = Field(
+        False, description="colorize again the images curators rejected or sent back for re-colouring"
+    )
     reprocess_if_model_changed: bool = False
 
     @field_validator("source", "destination")
@@ -88,6 +94,9 @@ class RunConfig(BaseModel):
         if self.collection:
             return self.collection
         return Path(self.source.rstrip("/")).name or self.source
+
+    def metrics_textfile_path(self) -> Path | None:
+        return Path(self.metrics_textfile) if self.metrics_textfile else None
 
     def review_db_url(self) -> str:
         """Explicit URL, else a SQLite file inside a local destination, else ~/.chromata."""

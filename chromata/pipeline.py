@@ -70,11 +70,34 @@ def make_shards(
 
 
 @dataclass
+class ShardStats:
+    """Where a shard's time went, measured in the worker; the driver turns it into metrics."""
+
+    decode_seconds: list[float] = field(default_factory=list)  # per image: read, hash, decode, L*, checks
+    encode_seconds: list[float] = field(default_factory=list)  # per image: merge, encode, write, heatmap
+    inference_seconds: list[float] = field(default_factory=list)  # per batch: the model alone
+    batch_seconds: list[float] = field(default_factory=list)  # per batch: first image taken -> outputs queued
+    read_sizes: list[int] = field(default_factory=list)  # list.append is atomic across the I/O threads
+    written_sizes: list[int] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # CPU time of the worker process during the shard (all its threads)
+    gpu_utilisation: list[float] = field(default_factory=list)  # NVML samples at each batch, 0..1
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(self.read_sizes)
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(self.written_sizes)
+
+
+@dataclass
 class ShardResult:
     shard_id: str
     records: list[ImageRecord]
     seconds: float
     worker: str = ""
+    stats: ShardStats = field(default_factory=ShardStats)
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.records if r.status == status)
@@ -105,6 +128,18 @@ def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRe
     quota = math.ceil(cfg.review_budget * len(ok))
     chosen = {r.source_key for r in ok[:quota]}
     return [replace(r, needs_review=r.source_key in chosen) for r in records]
+
+
+def gpu_utilisation(device: str) -> float | None:
+    """NVML's utilisation of the model's GPU (0..1), or None on a CPU / without NVML."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        import torch
+
+        return float(torch.cuda.utilization(torch.device(device))) / 100.0
+    except Exception:  # NVML missing or unsupported: no figure rather than a failed batch
+        return None
 
 
 def heatmap_key(source_key: str) -> str:
@@ -181,11 +216,15 @@ class ShardProcessor:
             duration_ms=round((finished - started) * 1000.0, 2),
         )
 
-    def _prepare(self, obj: ObjectInfo) -> _Prepared | tuple[ObjectInfo, float, str | None, Exception]:
+    def _prepare(
+        self, obj: ObjectInfo, stats: ShardStats
+    ) -> _Prepared | tuple[ObjectInfo, float, str | None, Exception]:
         started = time.time()
+        t0 = time.perf_counter()
         sha = None
         try:
             data = self.source.read(obj.key)
+            stats.read_sizes.append(len(data))
             sha = hashlib.sha256(data).hexdigest()
             image = decode(data, self.cfg.max_pixels)
             tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
@@ -200,8 +239,12 @@ class ShardProcessor:
             return _Prepared(obj, started, sha, image, lightness, work, reasons)
         except Exception as exc:
             return obj, started, sha, exc
+        finally:
+            stats.decode_seconds.append(time.perf_counter() - t0)
 
-    def _finish(self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str) -> ImageRecord:
+    def _finish(
+        self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str, stats: ShardStats
+    ) -> ImageRecord:
         bgr = color.merge_chroma(p.lightness, ab)
         pixels = color.from_unit_float(bgr, p.image.pixels.dtype)
         ext = posixpath.splitext(p.obj.key)[1].lower()
@@ -213,12 +256,12 @@ class ShardProcessor:
             raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
         report = confidence.score(unc, p.reasons, self.model.calibration)
         hkey = heatmap_key(p.obj.key)
+        heatmap = confidence.heatmap_png(unc, p.image.width, p.image.height)
         try:
-            self.dest.write_atomic(
-                hkey, confidence.heatmap_png(unc, p.image.width, p.image.height), content_type="image/png"
-            )
+            self.dest.write_atomic(hkey, heatmap, content_type="image/png")
         except Exception as exc:
             raise StorageError(f"cannot write {self.dest.uri(hkey)}: {exc}") from exc
+        stats.written_sizes.append(len(data) + len(heatmap))
         return self._record(
             p.obj,
             p.started,
@@ -257,6 +300,9 @@ class ShardProcessor:
     # -- the shard --------------------------------------------------------------------------------
     def process(self, shard: Shard, run_id: str, on_image: Callable[[ImageRecord], None] | None = None) -> ShardResult:
         t0 = time.monotonic()
+        cpu0 = time.process_time()
+        stats = ShardStats()
+        batch_started: list[float] = []
         records: list[ImageRecord] = []
         batch: list[_Prepared] = []
         bs = self.cfg.batch_size
@@ -279,29 +325,43 @@ class ShardProcessor:
             def flush() -> None:
                 if not batch:
                     return
+                t_model = time.perf_counter()
                 pred = self.model.predict_ab(np.stack([p.work for p in batch]))
+                stats.inference_seconds.append(time.perf_counter() - t_model)
+                util = gpu_utilisation(self.model.device)
+                if util is not None:
+                    stats.gpu_utilisation.append(util)
                 for i, p in enumerate(batch):
                     pending_writes.append(
-                        writers.submit(self._finish_safe, p, pred.ab[i], pred.uncertainty[i], shard.shard_id, run_id)
+                        writers.submit(
+                            self._finish_safe, p, pred.ab[i], pred.uncertainty[i], shard.shard_id, run_id, stats
+                        )
                     )
+                stats.batch_seconds.append(time.perf_counter() - (batch_started.pop() if batch_started else t_model))
                 batch.clear()
                 collect_writes(2 * bs)
 
+            def take(item: _Prepared | tuple[ObjectInfo, float, str | None, Exception]) -> None:
+                if not batch and isinstance(item, _Prepared):
+                    batch_started[:] = [time.perf_counter()]
+                self._take(item, batch, records, shard, run_id, on_image)
+
             for obj in objects:  # prefetch up to two batches ahead
-                pending_reads.append(readers.submit(self._prepare, obj))
+                pending_reads.append(readers.submit(self._prepare, obj, stats))
                 if len(pending_reads) >= 2 * bs:
-                    self._take(pending_reads.popleft().result(), batch, records, shard, run_id, on_image)
+                    take(pending_reads.popleft().result())
                     if len(batch) >= bs:
                         flush()
             while pending_reads:
-                self._take(pending_reads.popleft().result(), batch, records, shard, run_id, on_image)
+                take(pending_reads.popleft().result())
                 if len(batch) >= bs:
                     flush()
             flush()
             collect_writes(0)
         order = {o.key: i for i, o in enumerate(shard.objects)}
         records.sort(key=lambda r: order[r.source_key])
-        return ShardResult(shard.shard_id, route_for_review(records, self.cfg), time.monotonic() - t0)
+        stats.cpu_seconds = time.process_time() - cpu0
+        return ShardResult(shard.shard_id, route_for_review(records, self.cfg), time.monotonic() - t0, stats=stats)
 
     def _take(
         self,
@@ -320,10 +380,15 @@ class ShardProcessor:
         if on_image:
             on_image(rec)
 
-    def _finish_safe(self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str) -> ImageRecord:
+    def _finish_safe(
+        self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str, stats: ShardStats
+    ) -> ImageRecord:
+        t0 = time.perf_counter()
         try:
-            return self._finish(p, ab, unc, shard_id, run_id)
+            return self._finish(p, ab, unc, shard_id, run_id, stats)
         except StorageError:
             raise
         except Exception as exc:
             return self._failure((p.obj, p.started, p.sha256, exc), shard_id, run_id)
+        finally:
+            stats.encode_seconds.append(time.perf_counter() - t0)

@@ -67,6 +67,16 @@ class Planner:
         )
         keys = seen["source_key"].to_pylist()
         self._known = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+        self.rerun: frozenset[str] = frozenset()
+        if cfg.redo_rejected:  # curators rejected these versions: colorize them again (e.g. another model)
+            from chromata.review.store import ReviewQueue
+
+            queue = ReviewQueue(cfg.review_db_url())
+            try:
+                uris = queue.rerun_source_uris()
+            finally:
+                queue.close()
+            self.rerun = frozenset(k for k in self._known if self.src.uri(k) in uris)
         self._rows_per_key = Counter(keys)
         self._still_there = bytearray(len(self._known))
         self.listed = self.already_done = self.ignored = self.images = self.shard_count = self.bytes = 0
@@ -82,7 +92,7 @@ class Planner:
             index = self._known.get(obj.key)
             if index is not None:
                 self._still_there[index] = 1
-            if (obj.key, obj.etag, obj.size) in self._done:
+            if (obj.key, obj.etag, obj.size) in self._done and obj.key not in self.rerun:
                 self.already_done += 1
                 continue
             yield obj

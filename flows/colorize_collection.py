@@ -10,6 +10,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -19,6 +20,7 @@ from prefect.cache_policies import NONE
 from chromata import progress
 from chromata.config import RunConfig
 from chromata.manifest import records_needing_review, write_fragment
+from chromata.metrics import METRICS
 from chromata.pipeline import Shard, ShardResult
 from chromata.planning import Planner
 from chromata.report import ReportCollector, write_report
@@ -37,12 +39,20 @@ def open_plan(cfg: RunConfig) -> Planner:
 
 # Storage I/O is retried by boto3 (one layer); this retry covers the review database only.
 @task(name="commit-shard", cache_policy=NONE, retries=2, retry_delay_seconds=2)
-def commit_shard(cfg: RunConfig, result: ShardResult) -> int:
-    """Outputs are already written; the manifest fragment goes last, then the review queue."""
-    write_fragment(open_storage(cfg.destination, cfg.endpoint_url), result.shard_id, result.records)
+def commit_shard(cfg: RunConfig, result: ShardResult, rerun: frozenset[str] = frozenset()) -> int:
+    """Outputs are already written; the manifest fragment goes last, then the review queue.
+    Images colorized again after a curator rejected them (``rerun``) always go back to the curators."""
+    records = [
+        replace(r, needs_review=True) if r.source_key in rerun and r.status == "ok" else r for r in result.records
+    ]
+    write_fragment(open_storage(cfg.destination, cfg.endpoint_url), result.shard_id, records)
     queue = ReviewQueue(cfg.review_db_url())
     try:
-        return queue.enqueue(result.records, collection=cfg.collection_name)
+        if rerun:
+            queue.mark_rerun(r.source_uri for r in records if r.source_key in rerun and r.status == "ok")
+        added = queue.enqueue(records, collection=cfg.collection_name)
+        METRICS.observe_review_queue(queue.pending_summary(), [cfg.collection_name])
+        return added
     finally:
         queue.close()
 
@@ -73,10 +83,22 @@ def publish_summary(cfg: RunConfig, summary: RunSummary, collector: ReportCollec
 
 @flow(name="colorize-collection", log_prints=True)
 def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
+    t0 = time.monotonic()
+    try:
+        result = _colorize(cfg, t0)
+    except BaseException:
+        METRICS.observe_run(cfg.collection_name, time.monotonic() - t0, 0, failed=True)
+        METRICS.export_run(cfg.collection_name, cfg.metrics_textfile_path())
+        raise
+    METRICS.observe_run(cfg.collection_name, time.monotonic() - t0, int(result["listed"]), failed=False)
+    METRICS.export_run(cfg.collection_name, cfg.metrics_textfile_path())
+    return result
+
+
+def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
     from chromata.actors.colorizer import ColorizerPool, connect
 
     logger = get_run_logger()
-    t0 = time.monotonic()
     planner = open_plan(cfg)
     recovered = reconcile_review_queue(cfg)
     if recovered:
@@ -96,7 +118,8 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
         pool = ColorizerPool(cfg)
         try:
             for result in pool.run(itertools.chain([first], shards), planner.run_id):
-                queued = commit_shard(cfg, result)
+                queued = commit_shard(cfg, result, planner.rerun)
+                METRICS.observe_shard(result, cfg.collection_name)
                 summary.add(result.records, queued)
                 collector.add(result.records)
                 progress.advance(len(result.records))

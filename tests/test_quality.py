@@ -66,7 +66,13 @@ def test_eval_command_on_three_photos_compares_two_models(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "| builtin:v1 | 3 |" in proc.stdout and f"| {GRAY} | 3 |" in proc.stdout
-    assert {p.name for p in out.iterdir()} == {"eval.parquet", "eval.md", "contact-sheet.html", "contact-sheet.jpg", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "eval.parquet",
+        "eval.md",
+        "contact-sheet.html",
+        "contact-sheet.jpg",
+        "summary.json",
+    }
 
 
 def test_eval_command_errors_are_one_line(tmp_path):

@@ -1,0 +1,2 @@
+-- The Prefect server gets its own database beside chromata's review queue.
+CREATE DATABASE prefect OWNER chromata;
