@@ -3,6 +3,8 @@ decisions, security, the JSON API, export back to the data, and re-running rejec
 
 import ast
 import io
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -355,3 +357,34 @@ def test_filters_narrow_the_queue(queue):
     assert 1 <= len(low) < len(all_pending) or len(low) == len(all_pending)
     assert queue.list(filters=Filters(collection="nope"), limit=100) == []
     assert queue.facets()["collections"] == ["plates"]
+
+
+def test_cli_add_user_and_serve_refusals(tmp_path, colorized):
+    from tests.test_cli import _one_line_error, chromata
+
+    db = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "chromata.cli", "review", "add-user", "ada", "--role", "admin", "--db", db,
+         "--password-stdin"],
+        input=PASSWORD + "\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert ReviewQueue(db).authenticate("ada", PASSWORD) == ("ada", "admin")
+    _one_line_error(
+        chromata("review", "serve", "--db", db, "--outputs", str(colorized[0]), "--mode", "production"),
+        "insecure secret",
+    )
+    _one_line_error(chromata("review", "add-user", "bob", "--db", db, "--password-stdin"), "at least 12")
+
+
+def test_metrics_endpoint_needs_its_token_and_counts_decisions(queue, colorized):
+    client = TestClient(_app(queue, colorized[0], metrics_token="t0ken-for-prometheus"), follow_redirects=False)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    _login(client)
+    item = queue.claim_next("ada")
+    client.post(f"/items/{item.id}/decision", data={"decision": "approve", "csrf_token": _csrf(client)})
+    text = client.get("/metrics", headers={"Authorization": "Bearer t0ken-for-prometheus"}).text
+    assert 'chromata_review_decisions_total{curator="ada",decision="approve"}' in text
+    assert 'chromata_http_request_seconds_count{method="POST",route="/items/{item_id}/decision",status="303"}' in text
+    assert 'chromata_review_queue_items{collection="plates"' in text
