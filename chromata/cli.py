@@ -75,6 +75,12 @@ def run(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     jpeg_quality: Annotated[int, typer.Option(help="JPEG output quality")] = 92,
+    output_format: Annotated[
+        str, typer.Option("--format", help="output format: same (as each source), jpeg, png, tiff, jp2, webp")
+    ] = "same",
+    label: Annotated[str, typer.Option(help="visible 'AI-colorized' label: none, corner or border")] = "none",
+    c2pa_cert: Annotated[str | None, typer.Option(help="PEM certificate chain: C2PA-sign every output")] = None,
+    c2pa_key: Annotated[str | None, typer.Option(help="PEM private key of --c2pa-cert")] = None,
     retry_failed: Annotated[bool, typer.Option(help="process again images that failed before")] = False,
     redo_rejected: Annotated[
         bool, typer.Option(help="colorize again images curators rejected (e.g. with another --model)")
@@ -105,6 +111,10 @@ def run(
         ray_address=ray_address,
         device=device,
         jpeg_quality=jpeg_quality,
+        output_format=output_format,
+        label=label,
+        c2pa_cert=c2pa_cert,
+        c2pa_key=c2pa_key,
         retry_failed=retry_failed,
         redo_rejected=redo_rejected,
         reprocess_if_model_changed=reprocess_if_model_changed,
@@ -508,6 +518,49 @@ def review_export(
     finally:
         queue.close()
     console.print(f"{rows} decisions written to {key}")
+
+
+@app.command()
+def provenance(
+    file: Annotated[Path, typer.Argument(help="an output file written by chromata")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the chain as JSON")] = False,
+) -> None:
+    """Print the provenance chain of an output: source, model, run, parameters, review decision."""
+    from chromata.errors import ConfigError
+    from chromata.provenance import provenance_chain
+
+    if not file.is_file():
+        raise ConfigError(f"file not found: {file}")
+    chain = provenance_chain(file)
+    if as_json:
+        console.print_json(json.dumps(chain, default=str))
+        return
+    x, row = chain["embedded"], chain.get("row") or {}
+    t = Table(title=f"provenance of {file.name}", show_header=False)
+    t.add_column("", style="bold")
+    t.add_column("")
+    t.add_row("file sha256", chain["sha256"])
+    t.add_row("AI-colorized", f"yes — {x.get('digitalSourceType')}" if chain["ai_colorized"] else "no chromata label")
+    t.add_row("source", f"{x.get('sourceUri', '-')} (sha256 {x.get('sourceSha256', '-')[:16]}…)")
+    if "source_verified" in chain:
+        t.add_row("source still matches", "yes" if chain["source_verified"] else "NO (changed or missing)")
+    t.add_row("model", f"{x.get('modelName', '-')} (weights {x.get('modelSha256', '-')[:16]}…)")
+    t.add_row("run", x.get("runId", "-"))
+    t.add_row("confidence", x.get("confidence", "-"))
+    if chain.get("manifest"):
+        t.add_row("manifest", chain["manifest"])
+        t.add_row(
+            "matches manifest row", "yes" if chain["file_matches_manifest"] else "NO (file changed since the run)"
+        )
+        if row:
+            t.add_row("chromata version", str(row.get("chromata_version")))
+            t.add_row("parameters", str(row.get("params_json")))
+            t.add_row("processed", f"{row.get('started_at')} → {row.get('finished_at')}")
+            t.add_row("reasons", ", ".join(row.get("confidence_reasons") or []) or "-")
+        review = chain.get("review")
+        t.add_row("review", f"{review['decision']} by {review['curator']}" if review else "no exported decision")
+        t.add_row("other versions", str(len(chain["other_versions"])))
+    console.print(t)
 
 
 @manifest_app.command("show")

@@ -45,6 +45,13 @@ class RunConfig(BaseModel):
     review_db: str | None = Field(None, description="SQLAlchemy URL of the review queue")
     collection: str | None = None
     jpeg_quality: int = Field(92, ge=1, le=100)
+    output_format: str = Field("same", description="same (as the source), jpeg, png, tiff, jp2 or webp")
+    label: str = Field("none", description="visible 'AI-colorized' label: none, corner or border")
+    c2pa_cert: str | None = Field(None, description="PEM certificate chain: sign every output with a C2PA manifest")
+    c2pa_key: str | None = Field(None, description="PEM private key file of that certificate (read, never recorded)")
+    digital_source_type: str = Field(
+        "algorithmicallyEnhanced", description="IPTC Digital Source Type term written into every output's XMP"
+    )
     max_pixels: int = Field(200_000_000, ge=1)
     ray_address: str | None = None
     review_url: str | None = Field(None, description="URL of the review web app, linked from run reports")
@@ -71,6 +78,45 @@ class RunConfig(BaseModel):
             raise ValueError(
                 f"unknown model {v!r}: use builtin, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH"
             )
+        return v
+
+    @model_validator(mode="after")
+    def _c2pa_pair(self) -> RunConfig:
+        if bool(self.c2pa_cert) != bool(self.c2pa_key):
+            raise ValueError("give both --c2pa-cert and --c2pa-key, or neither")
+        for path in (self.c2pa_cert, self.c2pa_key):
+            if path and not Path(path).is_file():
+                raise ValueError(f"C2PA file not found: {path}")
+        if self.c2pa_cert:
+            try:
+                import c2pa  # noqa: F401
+            except ImportError as exc:
+                raise ValueError("C2PA signing needs the c2pa-python package: pip install 'chromata[c2pa]'") from exc
+        return self
+
+    @field_validator("output_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        from chromata.imageio import OUTPUT_FORMATS
+
+        if v != "same" and v not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown format {v!r}: use same, {', '.join(OUTPUT_FORMATS)}")
+        return v
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        if v not in ("none", "corner", "border"):
+            raise ValueError(f"unknown label {v!r}: use none, corner or border")
+        return v
+
+    @field_validator("digital_source_type")
+    @classmethod
+    def _dst(cls, v: str) -> str:
+        from chromata.labels import DIGITAL_SOURCE_TYPES
+
+        if v not in DIGITAL_SOURCE_TYPES:
+            raise ValueError(f"unknown IPTC digital source type {v!r}: use one of {', '.join(DIGITAL_SOURCE_TYPES)}")
         return v
 
     @field_validator("device")
@@ -113,6 +159,10 @@ class RunConfig(BaseModel):
             "temperature": self.temperature,
             "chroma_gamma": self.chroma_gamma,
             "jpeg_quality": self.jpeg_quality,
+            "output_format": self.output_format,
+            "label": self.label,
+            "digital_source_type": self.digital_source_type,
+            "c2pa": bool(self.c2pa_cert),
             "review_threshold": self.review_threshold,
             "review_budget": self.review_budget,
             "workers": self.workers,

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from chromata.errors import ImageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".jp2"})
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -25,7 +25,10 @@ CONTENT_TYPES = {
     ".tiff": "image/tiff",
     ".webp": "image/webp",
     ".bmp": "image/bmp",
+    ".jp2": "image/jp2",
 }
+# --format values -> the extension written
+OUTPUT_FORMATS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "jp2": ".jp2", "webp": ".webp"}
 # A grey scan stored as RGB differs between channels only by compression noise.
 GREY_CHANNEL_TOLERANCE = 6.0  # in 8-bit units, 99.5th percentile of |channel - mean|
 
@@ -110,6 +113,8 @@ def encode(bgr: NDArray[Any], ext: str, opts: EncodeOptions) -> bytes:
         if bgr.dtype != np.uint8:
             bgr = (bgr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
         params = [cv2.IMWRITE_WEBP_QUALITY, opts.webp_quality]
+    elif ext == ".jp2":  # JPEG 2000, lossless (the archival choice), 8 or 16 bit
+        params = [cv2.IMWRITE_JPEG2000_COMPRESSION_X1000, 1000]
     elif ext == ".bmp":
         if bgr.dtype != np.uint8:
             bgr = (bgr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)

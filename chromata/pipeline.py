@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 import chromata
-from chromata import color, confidence, inputchecks
+from chromata import color, confidence, inputchecks, labels
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
-from chromata.imageio import CONTENT_TYPES, DecodedImage, EncodeOptions, decode, encode
+from chromata.imageio import CONTENT_TYPES, OUTPUT_FORMATS, DecodedImage, EncodeOptions, decode, encode
 from chromata.manifest import HEATMAP_PREFIX, ImageRecord, Status, image_id_for, params_json
 from chromata.models import Colorizer, load_colorizer
 from chromata.storage import ObjectInfo, Storage, open_storage, safe_key
@@ -112,11 +112,15 @@ class _Prepared:
     lightness: np.ndarray = field(repr=False)
     work: np.ndarray = field(repr=False)
     reasons: list[str] = field(default_factory=list)
+    source: bytes = field(default=b"", repr=False)  # the encoded source, for its metadata
 
 
-def output_key(source_key: str) -> str:
-    """Deterministic derivative key: the source's relative path (same format, same extension)."""
-    return safe_key(source_key)
+def output_key(source_key: str, output_format: str = "same") -> str:
+    """Deterministic derivative key: the source's relative path; the extension follows ``output_format``."""
+    key = safe_key(source_key)
+    if output_format == "same":
+        return key
+    return posixpath.splitext(key)[0] + OUTPUT_FORMATS[output_format]
 
 
 def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRecord]:
@@ -164,6 +168,9 @@ class ShardProcessor:
         self.source: Storage = open_storage(cfg.source, cfg.endpoint_url)
         self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)
         self.encode_opts = EncodeOptions(jpeg_quality=cfg.jpeg_quality)
+        self.c2pa = (
+            labels.C2paSigner.from_files(cfg.c2pa_cert, cfg.c2pa_key) if cfg.c2pa_cert and cfg.c2pa_key else None
+        )
         self.io_threads = io_threads
         desc = model.describe()
         self.params = params_json({**cfg.processing_params(), **desc, "score_version": confidence.SCORE_VERSION})
@@ -236,7 +243,7 @@ class ShardProcessor:
                 lightness = color.grey_pixels_to_lightness(image.pixels)
             work = color.working_lightness(lightness, self.model.input_size)
             reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
-            return _Prepared(obj, started, sha, image, lightness, work, reasons)
+            return _Prepared(obj, started, sha, image, lightness, work, reasons, data)
         except Exception as exc:
             return obj, started, sha, exc
         finally:
@@ -246,16 +253,40 @@ class ShardProcessor:
         self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str, stats: ShardStats
     ) -> ImageRecord:
         bgr = color.merge_chroma(p.lightness, ab)
-        pixels = color.from_unit_float(bgr, p.image.pixels.dtype)
-        ext = posixpath.splitext(p.obj.key)[1].lower()
-        data = encode(pixels, ext, self.encode_opts)
-        key = output_key(p.obj.key)
+        pixels = labels.visible_label(color.from_unit_float(bgr, p.image.pixels.dtype), self.cfg.label)
+        key = output_key(p.obj.key, self.cfg.output_format)
+        ext = posixpath.splitext(key)[1].lower()
+        report = confidence.score(unc, p.reasons, self.model.calibration)
+        source_uri = self.source.uri(p.obj.key)
+        prov = labels.Provenance(
+            source_uri=source_uri,
+            source_sha256=p.sha256,
+            image_id=image_id_for(source_uri),
+            run_id=run_id,
+            model_name=self.model.name,
+            model_sha256=self.model.weights_sha256,
+            chromata_version=chromata.__version__,
+            confidence=report.score,
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            digital_source_type=self.cfg.digital_source_type,
+        )
+        data, sidecar = labels.label_output(
+            p.source,
+            encode(pixels, ext, self.encode_opts),
+            ext,
+            labels.xmp_packet(prov),
+            pixels.shape[1],
+            pixels.shape[0],
+        )
+        if self.c2pa is not None:
+            data = self.c2pa.sign(data, ext, prov, key)
         try:
             self.dest.write_atomic(key, data, content_type=CONTENT_TYPES.get(ext))
+            if sidecar is not None:  # formats without a metadata slot get the XMP beside them
+                self.dest.write_atomic(key + ".xmp", sidecar, content_type="application/rdf+xml")
         except Exception as exc:
             raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
-        report = confidence.score(unc, p.reasons, self.model.calibration)
-        hkey = heatmap_key(p.obj.key)
+        hkey = heatmap_key(key)
         heatmap = confidence.heatmap_png(unc, p.image.width, p.image.height)
         try:
             self.dest.write_atomic(hkey, heatmap, content_type="image/png")

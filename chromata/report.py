@@ -59,10 +59,10 @@ class ReportCollector:
 
 
 def _thumbnail(storage: Storage, record: ImageRecord) -> str | None:
-    from chromata.pipeline import output_key
+    from chromata.storage import key_for_uri
 
     try:
-        data = storage.read(output_key(record.source_key))
+        data = storage.read(key_for_uri(storage, record.output_uri or ""))
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             return None

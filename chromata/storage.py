@@ -290,6 +290,14 @@ class S3Storage:
         self._check_bucket()
 
 
+def key_for_uri(storage: Storage, uri: str) -> str:
+    """The key of ``uri`` inside ``storage``; a URI outside its root (or escaping it) is refused."""
+    root = storage.uri("x")[:-1]  # the location's prefix, with its trailing separator
+    if not uri.startswith(root):
+        raise StorageError(f"{uri} is outside the location {root}")
+    return safe_key(uri[len(root) :])
+
+
 def open_storage(uri: str, endpoint_url: str | None = None) -> Storage:
     """``s3://bucket/prefix`` -> S3Storage; anything else is a local folder path."""
     parsed = urlparse(uri)

@@ -249,7 +249,7 @@ def test_images_are_only_served_from_inside_the_outputs(queue, colorized, tmp_pa
     queue.enqueue([rec])
     evil = next(e for e in queue.list(limit=100) if e.image_id == "evil")
     r = client.get(f"/items/{evil.id}/image/colour")
-    assert r.status_code == 404 and "outside the outputs" in r.text
+    assert r.status_code == 404 and "outside the location" in r.text
 
 
 def test_review_flow_api_export_and_manifest(queue, colorized):

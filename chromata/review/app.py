@@ -34,7 +34,7 @@ from chromata.errors import ConfigError, StorageError
 from chromata.manifest import HEATMAP_PREFIX, read_manifest
 from chromata.metrics import METRICS
 from chromata.review.store import DECISIONS, ClaimError, Filters, QueueEntry, ReviewQueue
-from chromata.storage import Storage, open_storage, safe_key
+from chromata.storage import key_for_uri, open_storage
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -132,14 +132,6 @@ class _Previews:
         self.items[key] = data
         while len(self.items) > self.size:
             self.items.popitem(last=False)
-
-
-def relative_key(storage: Storage, uri: str) -> str:
-    """The storage key of ``uri`` if it lies inside the outputs location; anything else is refused."""
-    root = storage.uri("x")[:-1]  # the location's prefix, with its trailing separator
-    if not uri.startswith(root):
-        raise StorageError(f"{uri} is outside the outputs location {root}")
-    return safe_key(uri[len(root) :])
 
 
 def _preview(data: bytes, kind: str, max_side: int) -> tuple[bytes, str]:
@@ -427,7 +419,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         media = "image/png" if kind == "heatmap" else "image/jpeg"
         if cached is None:
             try:
-                key = relative_key(storage, entry.output_uri)
+                key = key_for_uri(storage, entry.output_uri)
                 if kind == "heatmap":
                     key = f"{HEATMAP_PREFIX}/{key}.png"
                 cached, media = _preview(storage.read(key), kind, settings.preview_max)

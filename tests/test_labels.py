@@ -1,0 +1,220 @@
+"""Transparency labels: every output carries XMP (IPTC Digital Source Type, description, source, run,
+model, confidence), read back with exiftool; the source's metadata is carried over; formats round-trip;
+the visible label; and `chromata provenance` from an output file back to its source."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from chromata.config import build_config
+from chromata.imageio import is_image_key
+from chromata.labels import (
+    ICC_JPEG_HEADER,
+    embed_tiff,
+    is_rgb_icc,
+    source_metadata_jpeg,
+    visible_label,
+)
+from chromata.manifest import write_fragment
+from chromata.pipeline import ShardProcessor, make_shards
+from chromata.storage import LocalStorage
+
+EXIFTOOL = shutil.which("exiftool")
+needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool (Debian libimage-exiftool-perl) not installed")
+
+
+def _run(collection, out, **kw):
+    cfg = build_config(source=str(collection), destination=str(out), review_threshold=1.0, **kw)
+    objs = [o for o in LocalStorage(collection).list() if is_image_key(o.key)]
+    result = ShardProcessor(cfg).process(next(make_shards(objs, 100)), "run-labels")
+    write_fragment(LocalStorage(out), result.shard_id, result.records)
+    return {r.source_key: r for r in result.records}
+
+
+def _exif(*paths):
+    out = subprocess.run([EXIFTOOL, "-j", "-G1", "-a", "-n", *map(str, paths)], capture_output=True, text=True)
+    return {d["SourceFile"].rsplit("/", 1)[-1]: d for d in json.loads(out.stdout)}
+
+
+@needs_exiftool
+def test_every_output_says_it_was_colorized_by_ai(collection, tmp_path):
+    subprocess.run([EXIFTOOL, "-overwrite_original", "-Artist=Museum Photographer", "-Copyright=CC0 1.0",
+                    str(collection / "a.jpg")], check=True, capture_output=True)  # fmt: skip
+    rows = _run(collection, tmp_path / "out")
+    outputs = {k: tmp_path / "out" / k for k, r in rows.items() if r.status == "ok"}
+    tags = _exif(*outputs.values())
+    assert len(tags) == 4
+    for key, path in outputs.items():
+        t, row = tags[path.name], rows[key]
+        assert (
+            t["XMP-iptcExt:DigitalSourceType"]
+            == "http://cv.iptc.org/newscodes/digitalsourcetype/algorithmicallyEnhanced"
+        )
+        assert (
+            t["XMP-dc:Description"].startswith("Colorized by chromata ") and row.model_sha256 in t["XMP-dc:Description"]
+        )
+        assert "not historical record" in t["XMP-dc:Description"]
+        assert t["XMP-dc:Source"] == row.source_uri == t["XMP-chromata:SourceUri"]
+        assert t["XMP-chromata:SourceSha256"] == row.source_sha256
+        assert t["XMP-chromata:RunId"] == "run-labels" and t["XMP-chromata:ImageId"] == row.image_id
+        assert t["XMP-chromata:ModelName"] == row.model_name
+        assert float(t["XMP-chromata:Confidence"]) == pytest.approx(row.confidence, abs=1e-4)
+    a = tags["a.jpg"]
+    assert a["IFD0:Artist"] == "Museum Photographer" and a["IFD0:Copyright"] == "CC0 1.0"  # carried over
+    assert tags["deep16.tif"]["IFD0:BitsPerSample"] in ("16 16 16", 16)
+    deep = cv2.imread(str(outputs["deep16.tif"]), cv2.IMREAD_UNCHANGED)
+    assert deep.dtype == np.uint16 and deep.shape[:2] == (72, 100)
+
+
+@needs_exiftool
+@pytest.mark.parametrize(("fmt", "ext", "deep_dtype"), [("png", ".png", np.uint16), ("tiff", ".tif", np.uint16),
+    ("jp2", ".jp2", np.uint16), ("jpeg", ".jpg", np.uint8), ("webp", ".webp", np.uint8)])  # fmt: skip
+def test_output_formats_round_trip_with_their_label(collection, tmp_path, fmt, ext, deep_dtype):
+    rows = _run(collection, tmp_path / "out", output_format=fmt)
+    ok = {k: r for k, r in rows.items() if r.status == "ok"}
+    assert len(ok) == 4
+    for key, row in ok.items():
+        assert row.output_uri.endswith(ext)
+        img = cv2.imread(row.output_uri, cv2.IMREAD_UNCHANGED)
+        src = cv2.imread(str(collection / key), cv2.IMREAD_UNCHANGED)
+        assert img is not None and img.shape[:2] == src.shape[:2], key  # size preserved
+    deep = cv2.imread(ok["deep16.tif"].output_uri, cv2.IMREAD_UNCHANGED)
+    assert deep.dtype == deep_dtype
+    tags = _exif(*(r.output_uri for r in ok.values()))
+    assert all(t.get("XMP-iptcExt:DigitalSourceType", "").endswith("algorithmicallyEnhanced") for t in tags.values())
+
+
+def test_visible_label_corner_and_border_at_8_and_16_bit():
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        img = np.full((300, 400, 3), top // 2, dtype)
+        corner = visible_label(img, "corner")
+        assert corner.shape == img.shape and corner.dtype == dtype
+        changed = np.argwhere((corner != img).any(axis=2))
+        assert changed.size and changed[:, 0].min() > 250 and changed[:, 1].min() > 250  # bottom-right only
+        assert corner.max() > top * 0.9  # white text on a darkened box
+        border = visible_label(img, "border")
+        assert border.shape[0] > 300 and np.array_equal(border[:300], img)  # the image itself is untouched
+        assert visible_label(img, "none") is img
+    with pytest.raises(ValueError):
+        visible_label(img, "watermark")
+
+
+def _icc(space: bytes) -> bytes:
+    return b"\x00" * 16 + space + b"\x00" * 108
+
+
+def test_only_an_rgb_icc_profile_is_carried_to_the_rgb_output():
+    assert is_rgb_icc(_icc(b"RGB ")) and not is_rgb_icc(_icc(b"GRAY"))
+    base = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))[1].tobytes()
+
+    def with_icc(space: bytes) -> bytes:
+        payload = ICC_JPEG_HEADER + b"\x01\x01" + _icc(space)
+        seg = b"\xff\xe2" + (len(payload) + 2).to_bytes(2, "big") + payload
+        return base[:2] + seg + base[2:]
+
+    assert [m for m, _ in source_metadata_jpeg(with_icc(b"RGB "))] == [0xE2]
+    assert source_metadata_jpeg(with_icc(b"GRAY")) == []  # a grey profile would mislabel RGB pixels
+
+
+def test_tiff_embedding_keeps_the_pixels():
+    img = (np.random.default_rng(0).random((40, 50, 3)) * 65535).astype(np.uint16)
+    raw = cv2.imencode(".tif", img, [cv2.IMWRITE_TIFF_COMPRESSION, 5])[1].tobytes()
+    labelled = embed_tiff(raw, b"<x:xmpmeta>test</x:xmpmeta>", [])
+    back = cv2.imdecode(np.frombuffer(labelled, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(back, img)
+    assert b"<x:xmpmeta>test</x:xmpmeta>" in labelled
+
+
+def test_provenance_command_walks_from_output_to_source(collection, tmp_path):
+    from tests.test_cli import chromata
+
+    out = tmp_path / "out"
+    rows = _run(collection, out)
+    proc = chromata("provenance", str(out / "nested" / "C.JPEG"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    chain = json.loads(proc.stdout)
+    assert chain["ai_colorized"] and chain["file_matches_manifest"] and chain["source_verified"]
+    assert chain["row"]["source_uri"] == rows["nested/C.JPEG"].source_uri
+    assert chain["embedded"]["modelSha256"] == rows["nested/C.JPEG"].model_sha256
+    table = chromata("provenance", str(out / "a.jpg"))
+    assert "AI-colorized" in table.stdout and "matches manifest row" in table.stdout
+    # an edited output no longer matches its manifest row
+    path = out / "a.jpg"
+    path.write_bytes(path.read_bytes() + b"\x00")
+    chain = json.loads(chromata("provenance", str(path), "--json").stdout)
+    assert chain["ai_colorized"] and not chain["file_matches_manifest"]
+
+
+def _certificate_chain(tmp_path):
+    """An institution's signing chain, made here: a root CA and an ES256 end-entity certificate."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(cn):
+        return x509.Name(
+            [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Museum")]
+        )
+
+    def usage(sign, ca):
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                             encipher_only=False, decipher_only=False)  # fmt: skip
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def base(subject, issuer, public):
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=30))
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False))  # fmt: skip
+
+    ca = (base(name("Test Museum Root CA"), name("Test Museum Root CA"), ca_key.public_key())
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(False, True), critical=True).sign(ca_key, hashes.SHA256()))  # fmt: skip
+    ee = (base(name("Test Museum chromata signer"), ca.subject, key.public_key())
+          .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+          .add_extension(usage(True, False), critical=True)
+          .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    pem = serialization.Encoding.PEM
+    cert, key_path = tmp_path / "chain.pem", tmp_path / "signer.key"
+    cert.write_bytes(ee.public_bytes(pem) + ca.public_bytes(pem))
+    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert, key_path, ca.public_bytes(pem)
+
+
+@needs_exiftool
+def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, tmp_path):
+    pytest.importorskip("c2pa")
+    from chromata.labels import read_c2pa
+
+    cert, key, root = _certificate_chain(tmp_path)
+    rows = _run(collection, tmp_path / "out", c2pa_cert=str(cert), c2pa_key=str(key))
+    row = rows["a.jpg"]
+    data = (tmp_path / "out" / "a.jpg").read_bytes()
+    store = read_c2pa(data, "image/jpeg", trust_anchors_pem=root)
+    manifest = store["manifests"][store["active_manifest"]]
+    actions = next(a for a in manifest["assertions"] if a["label"] == "c2pa.actions.v2")["data"]["actions"]
+    assert [a["action"] for a in actions] == ["c2pa.created", "c2pa.color_adjustments"]
+    assert actions[0]["digitalSourceType"].endswith("/algorithmicallyEnhanced")
+    chromata_assertion = next(a for a in manifest["assertions"] if a["label"] == "org.chromata.provenance")["data"]
+    assert chromata_assertion["source_sha256"] == row.source_sha256 and chromata_assertion["run_id"] == "run-labels"
+    assert manifest["signature_info"]["common_name"] == "Test Museum chromata signer"
+    failures = [s for s in store.get("validation_status", []) if s["code"] != "signingCredential.trusted"]
+    assert failures == [], failures  # signature, hashes and chain all validate against the test root
+    assert row.output_sha256 == hashlib.sha256(data).hexdigest()  # the manifest row is the signed file
+    assert _exif(tmp_path / "out" / "a.jpg")["a.jpg"]["XMP-iptcExt:DigitalSourceType"].endswith(
+        "algorithmicallyEnhanced"
+    )
+    assert "signer.key" not in row.params_json and '"c2pa":true' in row.params_json  # the key is never recorded
