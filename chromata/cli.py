@@ -81,6 +81,9 @@ def run(
     label: Annotated[str, typer.Option(help="visible 'AI-colorized' label: none, corner or border")] = "none",
     c2pa_cert: Annotated[str | None, typer.Option(help="PEM certificate chain: C2PA-sign every output")] = None,
     c2pa_key: Annotated[str | None, typer.Option(help="PEM private key of --c2pa-cert")] = None,
+    iiif_base_url: Annotated[
+        str | None, typer.Option(help="also write a IIIF manifest; where the destination is served over HTTP")
+    ] = None,
     retry_failed: Annotated[bool, typer.Option(help="process again images that failed before")] = False,
     redo_rejected: Annotated[
         bool, typer.Option(help="colorize again images curators rejected (e.g. with another --model)")
@@ -115,6 +118,7 @@ def run(
         label=label,
         c2pa_cert=c2pa_cert,
         c2pa_key=c2pa_key,
+        iiif_base_url=iiif_base_url,
         retry_failed=retry_failed,
         redo_rejected=redo_rejected,
         reprocess_if_model_changed=reprocess_if_model_changed,
@@ -561,6 +565,25 @@ def provenance(
         t.add_row("review", f"{review['decision']} by {review['curator']}" if review else "no exported decision")
         t.add_row("other versions", str(len(chain["other_versions"])))
     console.print(t)
+
+
+@app.command()
+def iiif(
+    destination: Annotated[str, typer.Argument(help="run destination (local folder or s3://…)")],
+    base_url: Annotated[str, typer.Option(help="public HTTP(S) address where DESTINATION's files are served")],
+    collection: Annotated[str | None, typer.Option(help="collection name for the manifest label")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+) -> None:
+    """Write a IIIF Presentation 3 manifest of the colorized images, labelled "AI colorized"."""
+    from chromata.errors import ConfigError
+    from chromata.iiif import write_manifest
+    from chromata.storage import open_storage
+
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError("--base-url must be an http(s) address")
+    storage = open_storage(destination, endpoint_url)
+    key, canvases = write_manifest(storage, base_url, collection or destination.rstrip("/").rsplit("/", 1)[-1])
+    console.print(f"IIIF manifest with {canvases} canvases: {storage.uri(key)}")
 
 
 @manifest_app.command("show")

@@ -47,6 +47,9 @@ class RunConfig(BaseModel):
     jpeg_quality: int = Field(92, ge=1, le=100)
     output_format: str = Field("same", description="same (as the source), jpeg, png, tiff, jp2 or webp")
     label: str = Field("none", description="visible 'AI-colorized' label: none, corner or border")
+    video_smoothing: float = Field(
+        0.3, gt=0.0, le=1.0, description="videos: weight of each new frame's chroma (1.0 = no temporal smoothing)"
+    )
     c2pa_cert: str | None = Field(None, description="PEM certificate chain: sign every output with a C2PA manifest")
     c2pa_key: str | None = Field(None, description="PEM private key file of that certificate (read, never recorded)")
     digital_source_type: str = Field(
@@ -55,6 +58,9 @@ class RunConfig(BaseModel):
     max_pixels: int = Field(200_000_000, ge=1)
     ray_address: str | None = None
     review_url: str | None = Field(None, description="URL of the review web app, linked from run reports")
+    iiif_base_url: str | None = Field(
+        None, description="publish a IIIF Presentation 3 manifest; the HTTP address where the destination is served"
+    )
     metrics_textfile: str | None = Field(
         None, description="write Prometheus metrics here at the end of a run (node-exporter textfile format)"
     )
@@ -161,6 +167,7 @@ class RunConfig(BaseModel):
             "jpeg_quality": self.jpeg_quality,
             "output_format": self.output_format,
             "label": self.label,
+            "video_smoothing": self.video_smoothing,
             "digital_source_type": self.digital_source_type,
             "c2pa": bool(self.c2pa_cert),
             "review_threshold": self.review_threshold,

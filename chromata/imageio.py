@@ -26,6 +26,11 @@ CONTENT_TYPES = {
     ".webp": "image/webp",
     ".bmp": "image/bmp",
     ".jp2": "image/jp2",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".avi": "video/x-msvideo",
+    ".mkv": "video/x-matroska",
 }
 # --format values -> the extension written
 OUTPUT_FORMATS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "jp2": ".jp2", "webp": ".webp"}
@@ -35,6 +40,18 @@ GREY_CHANNEL_TOLERANCE = 6.0  # in 8-bit units, 99.5th percentile of |channel - 
 
 def is_image_key(key: str) -> bool:
     return posixpath.splitext(key)[1].lower() in IMAGE_EXTENSIONS
+
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".m4v"})
+
+
+def is_video_key(key: str) -> bool:
+    return posixpath.splitext(key)[1].lower() in VIDEO_EXTENSIONS
+
+
+def is_media_key(key: str) -> bool:
+    """What a run colorizes: still images and videos (film reels)."""
+    return is_image_key(key) or is_video_key(key)
 
 
 @dataclass(frozen=True)

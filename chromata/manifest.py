@@ -22,7 +22,7 @@ from chromata.storage import Storage
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "1.1"
 MANIFEST_PREFIX = "_chromata/manifest"
 HEATMAP_PREFIX = "_chromata/heatmaps"
 Status = Literal["ok", "failed", "skipped"]
@@ -58,6 +58,7 @@ class ImageRecord:
     started_at: float = 0.0  # UNIX seconds, UTC
     finished_at: float = 0.0
     duration_ms: float = 0.0
+    frames: int | None = None  # videos: frames colorized (images: None)
 
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -89,6 +90,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("started_at", _TS),
         pa.field("finished_at", _TS),
         pa.field("duration_ms", pa.float64()),
+        pa.field("frames", pa.int32()),  # added in schema 1.1; older fragments read back as null
     ],
     metadata={"chromata.schema_version": SCHEMA_VERSION},
 )

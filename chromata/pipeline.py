@@ -26,7 +26,15 @@ import chromata
 from chromata import color, confidence, inputchecks, labels
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
-from chromata.imageio import CONTENT_TYPES, OUTPUT_FORMATS, DecodedImage, EncodeOptions, decode, encode
+from chromata.imageio import (
+    CONTENT_TYPES,
+    OUTPUT_FORMATS,
+    DecodedImage,
+    EncodeOptions,
+    decode,
+    encode,
+    is_video_key,
+)
 from chromata.manifest import HEATMAP_PREFIX, ImageRecord, Status, image_id_for, params_json
 from chromata.models import Colorizer, load_colorizer
 from chromata.storage import ObjectInfo, Storage, open_storage, safe_key
@@ -257,19 +265,7 @@ class ShardProcessor:
         key = output_key(p.obj.key, self.cfg.output_format)
         ext = posixpath.splitext(key)[1].lower()
         report = confidence.score(unc, p.reasons, self.model.calibration)
-        source_uri = self.source.uri(p.obj.key)
-        prov = labels.Provenance(
-            source_uri=source_uri,
-            source_sha256=p.sha256,
-            image_id=image_id_for(source_uri),
-            run_id=run_id,
-            model_name=self.model.name,
-            model_sha256=self.model.weights_sha256,
-            chromata_version=chromata.__version__,
-            confidence=report.score,
-            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            digital_source_type=self.cfg.digital_source_type,
-        )
+        prov = self._provenance(p.obj.key, p.sha256, run_id, report.score)
         data, sidecar = labels.label_output(
             p.source,
             encode(pixels, ext, self.encode_opts),
@@ -305,6 +301,57 @@ class ShardProcessor:
             heatmap=self.dest.uri(hkey),
             report=report,
         )
+
+    def _provenance(self, source_key: str, sha: str, run_id: str, score: float | None) -> labels.Provenance:
+        """What the output file will say about itself (embedded XMP, C2PA)."""
+        source_uri = self.source.uri(source_key)
+        return labels.Provenance(
+            source_uri=source_uri,
+            source_sha256=sha,
+            image_id=image_id_for(source_uri),
+            run_id=run_id,
+            model_name=self.model.name,
+            model_sha256=self.model.weights_sha256,
+            chromata_version=chromata.__version__,
+            confidence=score,
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            digital_source_type=self.cfg.digital_source_type,
+        )
+
+    def _video(self, obj: ObjectInfo, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:
+        """A film reel or video: one manifest row with its frame count; XMP in a sidecar."""
+        from chromata.video import colorize_video
+
+        started, t0, sha = time.time(), time.perf_counter(), None
+        try:
+            data = self.source.read(obj.key)
+            stats.read_sizes.append(len(data))
+            sha = hashlib.sha256(data).hexdigest()
+            ext = posixpath.splitext(obj.key)[1].lower()
+            result = colorize_video(
+                data, ext, self.model, smoothing=self.cfg.video_smoothing, batch_size=self.cfg.batch_size
+            )
+            report = confidence.score(np.full((1, 1), result.uncertainty, np.float32), [], self.model.calibration)
+            prov = self._provenance(obj.key, sha, run_id, report.score)
+            key = output_key(obj.key)
+            self.dest.write_atomic(key, result.data, content_type=CONTENT_TYPES.get(ext))
+            self.dest.write_atomic(key + ".xmp", labels.xmp_packet(prov), content_type="application/rdf+xml")
+            stats.written_sizes.append(len(result.data))
+            rec = self._record(
+                obj,
+                started,
+                "ok",
+                shard_id=shard_id,
+                run_id=run_id,
+                sha=sha,
+                output=(self.dest.uri(key), hashlib.sha256(result.data).hexdigest()),
+                report=report,
+            )
+            return replace(rec, width=result.width, height=result.height, bit_depth=8, frames=result.frames)
+        except Exception as exc:
+            return self._failure((obj, started, sha, exc), shard_id, run_id)
+        finally:
+            stats.decode_seconds.append(time.perf_counter() - t0)
 
     def _failure(
         self, item: tuple[ObjectInfo, float, str | None, Exception], shard_id: str, run_id: str
@@ -344,7 +391,13 @@ class ShardProcessor:
             pending_reads: deque[Future[_Prepared | tuple[ObjectInfo, float, str | None, Exception]]]
             pending_reads = deque()
             pending_writes: deque[Future[ImageRecord]] = deque()
-            objects = iter(shard.objects)
+            for obj in shard.objects:  # videos: whole files, frame batches through the same model
+                if is_video_key(obj.key):
+                    rec = self._video(obj, shard.shard_id, run_id, stats)
+                    records.append(rec)
+                    if on_image:
+                        on_image(rec)
+            objects = (o for o in shard.objects if not is_video_key(o.key))
 
             def collect_writes(limit: int) -> None:
                 while len(pending_writes) > limit:

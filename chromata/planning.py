@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from chromata.config import RunConfig
-from chromata.imageio import is_image_key
+from chromata.imageio import is_media_key
 from chromata.manifest import HISTORY_COLUMNS, fragment_key, processed_versions, read_manifest
 from chromata.models import weights_sha256
 from chromata.pipeline import Shard, make_shards
@@ -85,7 +85,7 @@ class Planner:
 
     def _todo(self) -> Iterator[ObjectInfo]:
         for obj in self.src.list():
-            if not is_image_key(obj.key):
+            if not is_media_key(obj.key):
                 self.ignored += 1
                 continue
             self.listed += 1

@@ -19,6 +19,7 @@ from prefect.cache_policies import NONE
 
 from chromata import progress
 from chromata.config import RunConfig
+from chromata.iiif import write_manifest as write_iiif_manifest
 from chromata.manifest import records_needing_review, write_fragment
 from chromata.metrics import METRICS
 from chromata.pipeline import Shard, ShardResult
@@ -73,7 +74,10 @@ def reconcile_review_queue(cfg: RunConfig) -> int:
 @task(name="publish-summary", cache_policy=NONE)
 def publish_summary(cfg: RunConfig, summary: RunSummary, collector: ReportCollector) -> str:
     """The HTML report into the destination, and the markdown artifact in Prefect."""
-    uri = write_report(summary, collector, open_storage(cfg.destination, cfg.endpoint_url), cfg.review_url)
+    dest = open_storage(cfg.destination, cfg.endpoint_url)
+    uri = write_report(summary, collector, dest, cfg.review_url)
+    if cfg.iiif_base_url:
+        write_iiif_manifest(dest, cfg.iiif_base_url, cfg.collection_name)
     summary.report_uri = uri
     create_markdown_artifact(
         markdown=summary.to_markdown(), key="chromata-run-summary", description=f"chromata run {summary.run_id}"
