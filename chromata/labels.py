@@ -208,6 +208,20 @@ def _tiff_ifd0(data: bytes) -> tuple[str, int, list[tuple[int, int, int, bytes]]
     return order, off, entries, nxt
 
 
+def tiff_page_count(data: bytes, limit: int = 10_000) -> int:
+    """Number of pages (IFDs in the main chain) of a classic TIFF; 0 if it is not one."""
+    try:
+        order, _, _, nxt = _tiff_ifd0(data)
+        count = 1
+        while nxt and count < limit:
+            n = struct.unpack(order + "H", data[nxt : nxt + 2])[0]
+            nxt = struct.unpack(order + "I", data[nxt + 2 + 12 * n : nxt + 6 + 12 * n])[0]
+            count += 1
+        return count
+    except (ValueError, struct.error):
+        return 0
+
+
 def _tiff_value(data: bytes, order: str, typ: int, count: int, field: bytes) -> bytes:
     size = {1: 1, 2: 1, 7: 1, 3: 2, 4: 4}.get(typ, 1) * count
     if size <= 4:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 import chromata
@@ -121,6 +122,19 @@ class _Prepared:
     work: np.ndarray = field(repr=False)
     reasons: list[str] = field(default_factory=list)
     source: bytes = field(default=b"", repr=False)  # the encoded source, for its metadata
+
+
+@dataclass
+class _MultiPage:
+    """A multi-page TIFF: colorized page by page into a multi-page TIFF (one manifest row)."""
+
+    obj: ObjectInfo
+    started: float
+    sha256: str
+    data: bytes = field(repr=False)
+
+
+Prepared = _Prepared | _MultiPage | tuple[ObjectInfo, float, str | None, Exception]
 
 
 def output_key(source_key: str, output_format: str = "same") -> str:
@@ -231,9 +245,7 @@ class ShardProcessor:
             duration_ms=round((finished - started) * 1000.0, 2),
         )
 
-    def _prepare(
-        self, obj: ObjectInfo, stats: ShardStats
-    ) -> _Prepared | tuple[ObjectInfo, float, str | None, Exception]:
+    def _prepare(self, obj: ObjectInfo, stats: ShardStats) -> Prepared:
         started = time.time()
         t0 = time.perf_counter()
         sha = None
@@ -241,6 +253,8 @@ class ShardProcessor:
             data = self.source.read(obj.key)
             stats.read_sizes.append(len(data))
             sha = hashlib.sha256(data).hexdigest()
+            if posixpath.splitext(obj.key)[1].lower() in (".tif", ".tiff") and labels.tiff_page_count(data) > 1:
+                return _MultiPage(obj, started, sha, data)
             image = decode(data, self.cfg.max_pixels)
             tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
             if tone is not None and tone.kind == "colour":
@@ -318,6 +332,60 @@ class ShardProcessor:
             digital_source_type=self.cfg.digital_source_type,
         )
 
+    def _multipage(self, m: _MultiPage, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:
+        """Every page colorized (in one batch) and written as a multi-page TIFF with the XMP in page 1."""
+        t0 = time.perf_counter()
+        try:
+            ok, pages = cv2.imdecodemulti(np.frombuffer(m.data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if not ok or not pages:
+                raise ImageError("decode_error", "no readable page in the multi-page TIFF")
+            if sum(p.shape[0] * p.shape[1] for p in pages) > self.cfg.max_pixels:
+                raise ImageError("too_large", f"{len(pages)} pages exceed the pixel limit {self.cfg.max_pixels}")
+            lights = []
+            for page in pages:
+                page = page[..., :3] if page.ndim == 3 and page.shape[2] == 4 else page
+                if page.ndim == 3:
+                    lights.append(np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(page))[..., 0]))
+                else:
+                    lights.append(color.grey_pixels_to_lightness(page))
+            pred = self.model.predict_ab(
+                np.stack([color.working_lightness(li, self.model.input_size) for li in lights])
+            )
+            outs = [
+                labels.visible_label(color.from_unit_float(color.merge_chroma(li, ab), page.dtype), self.cfg.label)
+                for li, ab, page in zip(lights, pred.ab, pages, strict=True)
+            ]
+            report = confidence.score(pred.uncertainty[0], [], self.model.calibration)
+            ok, buf = cv2.imencodemulti(".tif", outs, [cv2.IMWRITE_TIFF_COMPRESSION, 5])
+            if not ok:
+                raise ImageError("encode_error", "OpenCV could not encode the multi-page TIFF")
+            prov = self._provenance(m.obj.key, m.sha256, run_id, report.score)
+            data = labels.embed_tiff(buf.tobytes(), labels.xmp_packet(prov), labels.source_metadata_tiff(m.data))
+            key = output_key(m.obj.key)  # a multi-page TIFF stays one
+            h, w = pages[0].shape[:2]
+            hkey = heatmap_key(key)
+            heatmap = confidence.heatmap_png(pred.uncertainty[0], w, h)
+            self.dest.write_atomic(key, data, content_type="image/tiff")
+            self.dest.write_atomic(hkey, heatmap, content_type="image/png")
+            stats.written_sizes.append(len(data) + len(heatmap))  # (its read was counted by _prepare)
+            rec = self._record(
+                m.obj,
+                m.started,
+                "ok",
+                shard_id=shard_id,
+                run_id=run_id,
+                sha=m.sha256,
+                output=(self.dest.uri(key), hashlib.sha256(data).hexdigest()),
+                heatmap=self.dest.uri(hkey),
+                report=report,
+            )
+            depth = 16 if pages[0].dtype == np.uint16 else 8
+            return replace(rec, width=w, height=h, bit_depth=depth, frames=len(pages))
+        except Exception as exc:
+            return self._failure((m.obj, m.started, m.sha256, exc), shard_id, run_id)
+        finally:
+            stats.encode_seconds.append(time.perf_counter() - t0)
+
     def _video(self, obj: ObjectInfo, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:
         """A film reel or video: one manifest row with its frame count; XMP in a sidecar."""
         from chromata.video import colorize_video
@@ -388,7 +456,7 @@ class ShardProcessor:
             ThreadPoolExecutor(self.io_threads, thread_name_prefix="decode") as readers,
             ThreadPoolExecutor(self.io_threads, thread_name_prefix="encode") as writers,
         ):
-            pending_reads: deque[Future[_Prepared | tuple[ObjectInfo, float, str | None, Exception]]]
+            pending_reads: deque[Future[Prepared]]
             pending_reads = deque()
             pending_writes: deque[Future[ImageRecord]] = deque()
             for obj in shard.objects:  # videos: whole files, frame batches through the same model
@@ -425,9 +493,15 @@ class ShardProcessor:
                 batch.clear()
                 collect_writes(2 * bs)
 
-            def take(item: _Prepared | tuple[ObjectInfo, float, str | None, Exception]) -> None:
+            def take(item: Prepared) -> None:
                 if not batch and isinstance(item, _Prepared):
                     batch_started[:] = [time.perf_counter()]
+                if isinstance(item, _MultiPage):
+                    rec = self._multipage(item, shard.shard_id, run_id, stats)
+                    records.append(rec)
+                    if on_image:
+                        on_image(rec)
+                    return
                 self._take(item, batch, records, shard, run_id, on_image)
 
             for obj in objects:  # prefetch up to two batches ahead
@@ -449,7 +523,7 @@ class ShardProcessor:
 
     def _take(
         self,
-        item: _Prepared | tuple[ObjectInfo, float, str | None, Exception],
+        item: _Prepared | tuple[ObjectInfo, float, str | None, Exception],  # multi-page items never get here
         batch: list[_Prepared],
         records: list[ImageRecord],
         shard: Shard,

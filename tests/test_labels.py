@@ -218,3 +218,26 @@ def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, t
         "algorithmicallyEnhanced"
     )
     assert "signer.key" not in row.params_json and '"c2pa":true' in row.params_json  # the key is never recorded
+
+
+def test_multi_page_tiff_is_colorized_page_by_page(collection, tmp_path):
+    from chromata.labels import tiff_page_count
+    from tests.conftest import gradient_gray
+
+    pages = [
+        gradient_gray(60, 80, np.uint16),
+        gradient_gray(60, 80, np.uint16)[:, ::-1].copy(),
+        gradient_gray(40, 50, np.uint16),
+    ]
+    ok, buf = cv2.imencodemulti(".tif", pages, [cv2.IMWRITE_TIFF_COMPRESSION, 5])
+    (collection / "album.tif").write_bytes(buf.tobytes())
+    assert tiff_page_count(buf.tobytes()) == 3
+    rows = _run(collection, tmp_path / "out")
+    row = rows["album.tif"]
+    assert row.status == "ok" and row.frames == 3 and row.bit_depth == 16 and (row.width, row.height) == (80, 60)
+    data = (tmp_path / "out" / "album.tif").read_bytes()
+    assert tiff_page_count(data) == 3
+    ok, back = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert ok and [p.shape for p in back] == [(60, 80, 3), (60, 80, 3), (40, 50, 3)]
+    assert all(p.dtype == np.uint16 for p in back)
+    assert b"algorithmicallyEnhanced" in data
