@@ -10,6 +10,7 @@ and the pipeline all use this module.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -195,8 +196,12 @@ def migrate(engine: Engine) -> None:
 
 
 def item_key(rec: ImageRecord) -> str:
-    """One queue entry per image *version*: the same output enqueued twice is one entry."""
-    return f"{rec.image_id}:{(rec.output_sha256 or '')[:32]}"
+    """One queue entry per image *version*: the same source bytes through the same weights and parameters.
+
+    Not the output hash: outputs embed their run id, so a shard redone by a later run (after a crash)
+    writes the same pixels with different bytes — that must not put the image before curators twice."""
+    version = hashlib.sha256(f"{rec.source_sha256}|{rec.model_sha256}|{rec.params_json}".encode()).hexdigest()
+    return f"{rec.image_id}:{version[:32]}"
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
@@ -255,10 +260,31 @@ class ReviewQueue:
             return 0
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         stmt = (
-            insert(ReviewItem).values(rows).on_conflict_do_nothing(index_elements=["item_key"]).returning(ReviewItem.id)
+            insert(ReviewItem)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["item_key"])
+            .returning(ReviewItem.item_key)
         )
         with Session(self.engine) as s, s.begin():
-            return len(s.execute(stmt).all())
+            added = set(s.scalars(stmt))
+            for row in rows:  # already queued and still pending: point it at the bytes now on disk
+                if row["item_key"] not in added:
+                    s.execute(
+                        update(ReviewItem)
+                        .where(
+                            ReviewItem.item_key == row["item_key"],
+                            ReviewItem.status == "pending",
+                            ReviewItem.output_sha256 != row["output_sha256"],
+                        )
+                        .values(
+                            output_uri=row["output_uri"],
+                            output_sha256=row["output_sha256"],
+                            run_id=row["run_id"],
+                            shard_id=row["shard_id"],
+                            confidence=row["confidence"],
+                        )
+                    )
+            return len(added)
 
     def list(
         self,
