@@ -144,7 +144,12 @@ def read_manifest(storage: Storage, columns: Iterable[str] | None = None) -> pa.
     if not tables:
         schema = MANIFEST_SCHEMA if cols is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in cols])
         return schema.empty_table()
-    return pa.concat_tables(tables, promote_options="default")
+    table = pa.concat_tables(tables, promote_options="default")
+    if cols is None:  # fragments written before a column existed read back with it as nulls
+        for f in MANIFEST_SCHEMA:
+            if f.name not in table.column_names:
+                table = table.append_column(f, pa.nulls(len(table), f.type))
+    return table
 
 
 HISTORY_COLUMNS = ("source_key", "source_etag", "source_size", "status", "model_sha256")

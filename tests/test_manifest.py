@@ -75,3 +75,17 @@ def test_processed_versions_and_empty_manifest(tmp_path):
     assert processed_versions(st) == set()
     write_fragment(st, "s1", [rec("a.jpg")])
     assert processed_versions(st) == {("a.jpg", "e1", 10)}
+
+
+def test_fragments_from_before_a_new_column_read_back_with_it_as_null(tmp_path):
+    """Schema 1.1 added `frames`; a destination written by schema 1 reads back with frames = null."""
+    import pyarrow.parquet as pq
+
+    from chromata.manifest import MANIFEST_PREFIX, read_manifest, to_table
+    from chromata.storage import LocalStorage
+
+    old = to_table([rec("a.jpg")]).drop_columns(["frames"])
+    (tmp_path / MANIFEST_PREFIX).mkdir(parents=True)
+    pq.write_table(old, tmp_path / MANIFEST_PREFIX / "shard-0000000000000000.parquet")
+    table = read_manifest(LocalStorage(tmp_path))
+    assert table.column("frames").to_pylist() == [None]
