@@ -23,6 +23,7 @@ import numpy as np
 def _export_eccv16(path: Path) -> Any:
     import torch
 
+    from chromata.models.ab_bins import normalised_entropy
     from chromata.models.zhang import ECCV16Net
 
     torch.manual_seed(0)
@@ -36,9 +37,7 @@ def _export_eccv16(path: Path) -> Any:
         def forward(self, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             logits = self.net(lightness)
             probs = torch.softmax(logits / 0.38, dim=1)
-            logp = torch.log_softmax(logits, dim=1)
-            unc = -(logp.exp() * logp).sum(dim=1) / float(np.log(313))
-            return self.net.model_out(probs) * 110.0, unc
+            return self.net.model_out(probs) * 110.0, normalised_entropy(logits)
 
     torch.onnx.export(
         Decoded().eval(),

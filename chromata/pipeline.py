@@ -156,6 +156,13 @@ def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRe
     return [replace(r, needs_review=r.source_key in chosen) for r in records]
 
 
+def lightness_of(pixels: np.ndarray) -> np.ndarray:
+    """Full-resolution L* of a scan: grey by look-up table; grey stored as RGB or a toned print, its own L*."""
+    if pixels.ndim == 3:
+        return np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(pixels))[..., 0])
+    return color.grey_pixels_to_lightness(pixels)
+
+
 def gpu_utilisation(device: str) -> float | None:
     """NVML's utilisation of the model's GPU (0..1), or None on a CPU / without NVML."""
     if not device.startswith("cuda"):
@@ -259,10 +266,7 @@ class ShardProcessor:
             tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
             if tone is not None and tone.kind == "colour":
                 return obj, started, sha, ImageError("already_colour", "the source already has colour")
-            if image.pixels.ndim == 3:  # grey stored as RGB, or a toned print: its own L*
-                lightness = np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(image.pixels))[..., 0])
-            else:
-                lightness = color.grey_pixels_to_lightness(image.pixels)
+            lightness = lightness_of(image.pixels)
             work = color.working_lightness(lightness, self.model.input_size)
             reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
             return _Prepared(obj, started, sha, image, lightness, work, reasons, data)
@@ -341,13 +345,7 @@ class ShardProcessor:
                 raise ImageError("decode_error", "no readable page in the multi-page TIFF")
             if sum(p.shape[0] * p.shape[1] for p in pages) > self.cfg.max_pixels:
                 raise ImageError("too_large", f"{len(pages)} pages exceed the pixel limit {self.cfg.max_pixels}")
-            lights = []
-            for page in pages:
-                page = page[..., :3] if page.ndim == 3 and page.shape[2] == 4 else page
-                if page.ndim == 3:
-                    lights.append(np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(page))[..., 0]))
-                else:
-                    lights.append(color.grey_pixels_to_lightness(page))
+            lights = [lightness_of(p[..., :3] if p.ndim == 3 and p.shape[2] == 4 else p) for p in pages]
             pred = self.model.predict_ab(
                 np.stack([color.working_lightness(li, self.model.input_size) for li in lights])
             )

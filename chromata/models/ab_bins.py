@@ -75,7 +75,8 @@ def annealed_mean(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def normalised_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Per-pixel entropy of softmax(logits) divided by log(Q): 0 = certain, 1 = uniform. (N, H, W)."""
+    """Per-pixel entropy of softmax(logits) divided by log(Q), Q = the number of classes (dim 1):
+    0 = certain, 1 = uniform. (N, H, W)."""
     logp = torch.log_softmax(logits, dim=1)
     ent = -(logp.exp() * logp).sum(dim=1)
-    return ent / math.log(NUM_BINS)
+    return ent / math.log(logits.shape[1])

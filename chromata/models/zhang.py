@@ -15,7 +15,6 @@ tests save randomly initialised networks in the same format and load them back.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from chromata.calibration import Calibration
+from chromata.models.ab_bins import normalised_entropy
 from chromata.models.base import F32, ChromaPrediction
 
 log = logging.getLogger(__name__)
@@ -122,11 +122,6 @@ class SIGGRAPH17Net(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"eccv16": ECCV16Net, "siggraph17": SIGGRAPH17Net}
 
 
-def _normalised_entropy(logits: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits, dim=1)
-    return -(logp.exp() * logp).sum(dim=1) / math.log(logits.shape[1])
-
-
 class ZhangColorizer:
     """ECCV16 (annealed-mean decoding of its 313-bin distribution) or SIGGRAPH17 (regression output);
     uncertainty is the normalised entropy of the respective class distribution."""
@@ -182,7 +177,7 @@ class ZhangColorizer:
             else:
                 ab, logits = self.net(x)
                 ab, logits = ab.float(), logits.float()
-            unc = _normalised_entropy(logits)
+            unc = normalised_entropy(logits)
             return ChromaPrediction(
                 ab=ab.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32),
                 uncertainty=unc.cpu().numpy().astype(np.float32),
