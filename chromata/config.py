@@ -55,7 +55,16 @@ class RunConfig(BaseModel):
     digital_source_type: str = Field(
         "algorithmicallyEnhanced", description="IPTC Digital Source Type term written into every output's XMP"
     )
-    max_pixels: int = Field(200_000_000, ge=1)
+    max_pixels: int = Field(
+        1_000_000_000, ge=1, description="refuse images declaring more pixels than this, before decoding them"
+    )
+    memory_budget_mb: int = Field(
+        4096,
+        ge=256,
+        description="memory one worker may use for an image: bigger TIFFs are processed in tiles, other "
+        "formats that would need more fail as too_large",
+    )
+    scratch_dir: str | None = Field(None, description="local folder for tiled processing of huge scans (TMPDIR)")
     ray_address: str | None = None
     review_url: str | None = Field(None, description="URL of the review web app, linked from run reports")
     iiif_base_url: str | None = Field(

@@ -1,12 +1,17 @@
 """Decoding and encoding archive images with OpenCV, keeping bit depth and orientation.
 
-Decoding honours EXIF orientation and keeps 16-bit samples. Images over the configured pixel limit
-are refused (OpenCV itself refuses anything over 2^30 pixels before allocating).
+Decoding honours EXIF orientation and keeps 16-bit samples. Dimensions are read from the file's header
+first (``probe``), so an image over the configured pixel limit — a decompression bomb — is refused before a
+single pixel is decoded; running out of memory while decoding is reported as ``too_large`` as well.
 """
 
 from __future__ import annotations
 
+import io
 import posixpath
+import re
+import struct
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +21,8 @@ from numpy.typing import NDArray
 
 from chromata.errors import ImageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".jp2"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".jp2", ".gif"})
+TIFF_EXTENSIONS = (".tif", ".tiff")
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -26,6 +32,7 @@ CONTENT_TYPES = {
     ".webp": "image/webp",
     ".bmp": "image/bmp",
     ".jp2": "image/jp2",
+    ".gif": "image/gif",
     ".mp4": "video/mp4",
     ".m4v": "video/mp4",
     ".mov": "video/quicktime",
@@ -34,6 +41,8 @@ CONTENT_TYPES = {
 }
 # --format values -> the extension written
 OUTPUT_FORMATS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "jp2": ".jp2", "webp": ".webp"}
+# "same format as the source" for a format chromata reads but does not write
+SAME_FORMAT_FALLBACK = {".gif": ".png"}
 # A grey scan stored as RGB differs between channels only by compression noise.
 GREY_CHANNEL_TOLERANCE = 6.0  # in 8-bit units, 99.5th percentile of |channel - mean|
 
@@ -56,9 +65,12 @@ def is_media_key(key: str) -> bool:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    pixels: NDArray[Any]  # (H, W) grey or (H, W, 3) BGR, uint8 or uint16
+    pixels: NDArray[Any]  # (H, W) grey or (H, W, 3) BGR, uint8 or uint16, sRGB
     bit_depth: int
     is_colour: bool
+    # an RGB source's ICC profile other than sRGB: "converted from …" (8-bit, by littleCMS) or "not sRGB: …"
+    # (16-bit, read as if sRGB; reported as the input reason ``icc_not_srgb``)
+    colour_space_note: str | None = None
 
     @property
     def width(self) -> int:
@@ -74,19 +86,131 @@ class DecodedImage:
         return cv2.cvtColor(self.pixels, cv2.COLOR_BGR2GRAY)
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a file's header says, read without decoding its pixels."""
+
+    format: str  # "TIFF", "JPEG", "PNG", … ("" when the header is not recognised)
+    width: int
+    height: int
+    frames: int = 1
+    pixels: int = 0  # all frames/pages together
+
+    @property
+    def megapixels(self) -> float:
+        return self.pixels / 1e6
+
+
+_BOMB = re.compile(r"Image size \((\d+) pixels\)")
+
+
+def probe(data: bytes | str) -> Probe:
+    """Dimensions and frame count from a file's header (bytes or a local path), decoding no pixels.
+
+    TIFF pages are read with tifffile (any size); other formats with Pillow's lazy ``open``. An
+    unrecognised header gives ``Probe("", 0, 0)``: the decoder then says what is wrong with the file."""
+    head = data[:4] if isinstance(data, bytes) else open(data, "rb").read(4)  # noqa: SIM115 - closed on exit
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _probe_tiff(data)
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's own bomb warning: the limit applied is ours
+        try:
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+                frames = int(getattr(im, "n_frames", 1))
+                return Probe(str(im.format or ""), im.width, im.height, frames, im.width * im.height * frames)
+        except Image.DecompressionBombError as exc:  # over Pillow's 2 x 89 MP: size is in the message
+            m = _BOMB.search(str(exc))
+            n = int(m.group(1)) if m else 0
+            return Probe("", 0, 0, 1, n)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return Probe("", 0, 0)
+
+
+def _probe_tiff(data: bytes | str) -> Probe:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data) if isinstance(data, bytes) else data) as tif:
+            pages = [p for p in tif.pages if isinstance(p, tifffile.TiffPage) and not p.is_reduced]
+            if not pages:
+                return Probe("", 0, 0)
+            return Probe(
+                "TIFF",
+                int(pages[0].imagewidth),
+                int(pages[0].imagelength),
+                len(pages),
+                sum(int(p.imagewidth) * int(p.imagelength) for p in pages),
+            )
+    except Exception:  # a broken header: let the decoder report it
+        return Probe("", 0, 0)
+
+
+def check_pixel_limit(info: Probe, max_pixels: int) -> None:
+    """Refuse an image whose header declares more pixels than allowed, before any decoding."""
+    if info.pixels > max_pixels:
+        dims = f"{info.width}x{info.height}" if info.width else "the image"
+        dims += f" x {info.frames} frames" if info.frames > 1 else ""
+        raise ImageError(
+            "too_large",
+            f"{dims} declares {info.pixels:,} pixels, over the {max_pixels:,} pixel limit (refused before decoding)",
+        )
+
+
+def check_complete(data: bytes, fmt: str) -> None:
+    """Refuse a file cut short (an interrupted copy or upload): decoders fill the missing part with grey and
+    report nothing, which would put a half-grey scan into the archive. JPEG: the end-of-image marker after
+    the last scan; PNG: the IEND chunk; TIFF: every strip or tile inside the file."""
+    if fmt == "JPEG":
+        sos = data.rfind(b"\xff\xda")
+        if data.find(b"\xff\xd9", max(sos, 0)) < 0:
+            raise ImageError("truncated", f"JPEG ends after {len(data):,} bytes without its end-of-image marker")
+    elif fmt == "PNG":
+        if data.rfind(b"IEND") < 0:
+            raise ImageError("truncated", f"PNG ends after {len(data):,} bytes without its IEND chunk")
+    elif data[:4] in (b"II*\x00", b"MM\x00*"):  # classic TIFF (its directory is often at the end)
+        import tifffile
+
+        first_ifd = struct.unpack("<I" if data[:2] == b"II" else ">I", data[4:8])[0] if len(data) >= 8 else 0
+        if first_ifd + 2 > len(data):
+            raise ImageError("truncated", f"TIFF directory at byte {first_ifd:,} but the file ends at {len(data):,}")
+        if fmt != "TIFF":
+            return  # a directory that does not parse: the decoder reports it
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            end = max(
+                (int(o) + int(n) for p in tif.pages for o, n in zip(p.dataoffsets, p.databytecounts, strict=True)),
+                default=0,
+            )
+        if end > len(data):
+            raise ImageError("truncated", f"TIFF data runs to byte {end:,} but the file ends at {len(data):,}")
+
+
 def decode(data: bytes, max_pixels: int) -> DecodedImage:
     """Decode an image file's bytes. Raises ImageError with a reason code for anything unusable."""
     if not data:
         raise ImageError("empty_file", "the file has zero bytes")
+    info = probe(data)
+    check_pixel_limit(info, max_pixels)
+    if info.format == "GIF" and info.frames > 1:
+        raise ImageError(
+            "unsupported_format", f"animated GIF with {info.frames} frames: convert it to a video or to still images"
+        )
+    check_complete(data, info.format)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         # ANYDEPTH keeps 16-bit; ANYCOLOR keeps grey as grey; EXIF orientation is applied.
         img = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except MemoryError as exc:
+        raise ImageError("too_large", f"out of memory decoding {info.width}x{info.height}") from exc
     except cv2.error as exc:
-        raise ImageError("decode_error", str(exc).strip().splitlines()[-1][:200]) from exc
+        text = str(exc).strip().splitlines()[-1][:200]
+        if "memory" in text.lower() or "alloc" in text.lower():
+            raise ImageError("too_large", f"out of memory decoding {info.width}x{info.height}: {text}") from exc
+        raise ImageError("decode_error", text) from exc
     if img is None:
         raise ImageError("decode_error", "not a readable image (corrupt, truncated or unsupported format)")
-    if img.shape[0] * img.shape[1] > max_pixels:
+    if img.shape[0] * img.shape[1] > max_pixels:  # a header that lied about its size
         raise ImageError("too_large", f"{img.shape[1]}x{img.shape[0]} exceeds the {max_pixels} pixel limit")
     if img.dtype not in (np.uint8, np.uint16):
         raise ImageError("unsupported_depth", f"sample type {img.dtype} is not 8- or 16-bit")
@@ -95,8 +219,60 @@ def decode(data: bytes, max_pixels: int) -> DecodedImage:
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     bit_depth = 16 if img.dtype == np.uint16 else 8
+    note = None
+    if img.ndim == 3:
+        img, note = _to_srgb(img, data)
     is_colour = img.ndim == 3 and _has_colour(img)
-    return DecodedImage(pixels=img, bit_depth=bit_depth, is_colour=is_colour)
+    return DecodedImage(pixels=img, bit_depth=bit_depth, is_colour=is_colour, colour_space_note=note)
+
+
+def icc_profile(data: bytes) -> bytes | None:
+    """The embedded ICC profile of an image file (read from its header by Pillow), or None."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                icc = im.info.get("icc_profile")
+                return bytes(icc) if icc else None
+    except Exception:
+        return None
+
+
+def _profile_description(profile: bytes) -> str:
+    from PIL import ImageCms
+
+    try:
+        return str(ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))).strip()
+    except Exception:
+        return ""
+
+
+def is_srgb_profile(profile: bytes) -> bool:
+    return "srgb" in _profile_description(profile).lower().replace(" ", "")
+
+
+def _to_srgb(bgr: NDArray[Any], data: bytes) -> tuple[NDArray[Any], str | None]:
+    """Pixels in sRGB: an 8-bit image tagged with another RGB profile is converted by littleCMS
+    (perceptual intent); 16-bit ones are kept and noted (Pillow's littleCMS binding is 8-bit only)."""
+    icc = icc_profile(data)
+    if not icc or len(icc) < 20 or icc[16:20] != b"RGB " or is_srgb_profile(icc):
+        return bgr, None
+    name = _profile_description(icc) or "unnamed profile"
+    if bgr.dtype != np.uint8:
+        return bgr, f"not sRGB: {name}"
+    from PIL import Image, ImageCms
+
+    try:
+        src = Image.fromarray(np.ascontiguousarray(bgr[..., ::-1]), "RGB")
+        out = ImageCms.profileToProfile(
+            src, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except Exception:  # a broken profile: keep the values, say so
+        return bgr, f"not sRGB: {name} (unreadable)"
+    assert out is not None
+    return np.ascontiguousarray(np.asarray(out)[..., ::-1]), f"converted from {name}"
 
 
 def _has_colour(bgr: NDArray[Any]) -> bool:

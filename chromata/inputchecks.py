@@ -4,7 +4,8 @@ Each check is a plain function on the decoded pixels or their L* and returns fac
 turns them into the machine-readable reason codes stored in the manifest:
 
 ``tiny_image``, ``low_contrast``, ``low_dynamic_range``, ``underexposed``, ``overexposed``,
-``heavy_noise``, ``document_text``, ``sepia_toned`` / ``cyanotype`` / ``toned_monochrome``.
+``heavy_noise``, ``document_text``, ``sepia_toned`` / ``cyanotype`` / ``toned_monochrome``; and, from decoding,
+``icc_not_srgb`` (a 16-bit RGB scan tagged with another colour space, read as if it were sRGB).
 """
 
 from __future__ import annotations

@@ -126,11 +126,33 @@ def source_metadata_jpeg(source: bytes) -> list[tuple[int, bytes]]:
     keep: list[tuple[int, bytes]] = []
     icc = [p for m, p in segments if m == 0xE2 and p.startswith(ICC_JPEG_HEADER)]
     for marker, payload in segments:
-        if (marker == 0xE1 and payload.startswith(EXIF_JPEG_HEADER)) or marker == 0xED:
+        if marker == 0xE1 and payload.startswith(EXIF_JPEG_HEADER):
+            keep.append((marker, EXIF_JPEG_HEADER + upright_exif(payload[len(EXIF_JPEG_HEADER) :])))
+        elif marker == 0xED:
             keep.append((marker, payload))
     if icc and is_rgb_icc(b"".join(p[14:] for p in icc)):
         keep.extend((0xE2, p) for p in icc)
     return keep
+
+
+def upright_exif(exif: bytes) -> bytes:
+    """EXIF (a TIFF structure) with its Orientation set to 1: the decoder has already turned the pixels
+    upright, so carrying the source's orientation over would make viewers rotate the output a second time."""
+    if len(exif) < 8 or exif[:2] not in (b"II", b"MM"):
+        return exif
+    order = "<" if exif[:2] == b"II" else ">"
+    try:
+        ifd = struct.unpack(order + "I", exif[4:8])[0]
+        (count,) = struct.unpack(order + "H", exif[ifd : ifd + 2])
+        for i in range(count):
+            entry = ifd + 2 + 12 * i
+            tag, typ = struct.unpack(order + "HH", exif[entry : entry + 4])
+            if tag == 0x0112 and typ == 3:  # Orientation, SHORT
+                value = entry + 8
+                return exif[:value] + struct.pack(order + "H", 1) + exif[value + 2 :]
+    except struct.error:
+        pass
+    return exif
 
 
 def embed_jpeg(output: bytes, xmp: bytes, carried: list[tuple[int, bytes]]) -> bytes:
@@ -167,7 +189,7 @@ def source_metadata_png(source: bytes) -> list[tuple[bytes, bytes]]:
         chunks = _png_chunks(source)
     except ValueError:
         return []
-    keep = [(k, p) for k, p in chunks if k == b"eXIf"]
+    keep = [(k, upright_exif(p)) for k, p in chunks if k == b"eXIf"]
     for k, p in chunks:
         if k == b"iCCP":
             name_end = p.index(b"\x00")
@@ -298,8 +320,12 @@ def embed_webp(output: bytes, xmp: bytes, width: int, height: int) -> bytes:
 
 
 def is_rgb_icc(profile: bytes) -> bool:
-    """True for an ICC profile whose data colour space is RGB (header bytes 16-19)."""
-    return len(profile) >= 20 and profile[16:20] == b"RGB "
+    """True for an sRGB ICC profile (RGB data colour space, header bytes 16-19, described as sRGB): the
+    only RGB profile that describes chromata's output, computed in sRGB. A source in another RGB space
+    (Adobe RGB, ProPhoto, …) was converted to sRGB on decoding, so its profile is not carried over."""
+    from chromata.imageio import is_srgb_profile
+
+    return len(profile) >= 20 and profile[16:20] == b"RGB " and is_srgb_profile(profile)
 
 
 def label_output(
@@ -328,30 +354,54 @@ def _text_mask(width: int, height: int, scale: float, thickness: int, org: tuple
     return mask.astype(np.float32)[..., None] / 255.0
 
 
+def _label_geometry(width: int, height: int) -> tuple[float, int, int, int, int, int]:
+    """Text scale, thickness, text width/height, baseline and padding for an image of this size."""
+    scale = max(0.35, min(height, width) / 900)
+    thickness = max(1, round(scale * 1.5))
+    (tw, th), base = cv2.getTextSize(LABEL_TEXT, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    return scale, thickness, tw, th, base, max(3, th // 2)
+
+
+def _top(dtype: np.dtype[Any]) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def label_border_strip(width: int, height: int, dtype: np.dtype[Any]) -> NDArray[Any]:
+    """The strip the ``border`` style adds below an image of ``width`` x ``height`` (BGR, that dtype)."""
+    scale, thickness, _, th, base, pad = _label_geometry(width, height)
+    sh = th + base + 2 * pad
+    alpha = _text_mask(width, sh, scale, thickness, (pad, pad + th))
+    top = _top(dtype)
+    strip = (top * 0.1) * (1 - alpha) + top * alpha
+    return np.repeat(strip, 3, axis=2).astype(dtype)
+
+
+def label_corner_rows(band: NDArray[Any], y0: int, height: int) -> NDArray[Any]:
+    """Draw the ``corner`` label into the rows ``y0 …`` of an image ``height`` rows tall of which ``band``
+    holds a horizontal band (the whole image when ``y0 == 0`` and the band is all of it)."""
+    w = band.shape[1]
+    scale, thickness, tw, th, base, pad = _label_geometry(w, height)
+    bw, bh = min(w, tw + 2 * pad), min(height, th + base + 2 * pad)
+    lo, hi = max(y0, height - bh), min(y0 + band.shape[0], height)
+    if lo >= hi:
+        return band
+    alpha = _text_mask(bw, bh, scale, thickness, (pad, bh - pad - base))[lo - (height - bh) : hi - (height - bh)]
+    out = band.copy()
+    box = out[lo - y0 : hi - y0, w - bw :].astype(np.float32) * 0.35  # darkened so the text reads on any image
+    out[lo - y0 : hi - y0, w - bw :] = (box * (1 - alpha) + _top(band.dtype) * alpha).astype(band.dtype)
+    return out
+
+
 def visible_label(bgr: NDArray[Any], style: str) -> NDArray[Any]:
     """Draw "AI-colorized" small and legible: in the bottom-right ``corner`` or on a ``border`` below.
     Works at the image's own bit depth (8 or 16)."""
     if style == "none":
         return bgr
-    if style not in ("corner", "border"):
-        raise ValueError(f"unknown label style {style!r}: use corner, border or none")
-    h, w = bgr.shape[:2]
-    top = float(np.iinfo(bgr.dtype).max) if np.issubdtype(bgr.dtype, np.integer) else 1.0
-    scale = max(0.35, min(h, w) / 900)
-    thickness = max(1, round(scale * 1.5))
-    (tw, th), base = cv2.getTextSize(LABEL_TEXT, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    pad = max(3, th // 2)
+    if style == "corner":
+        return label_corner_rows(bgr, 0, bgr.shape[0])
     if style == "border":
-        sh = th + base + 2 * pad
-        alpha = _text_mask(w, sh, scale, thickness, (pad, pad + th))
-        strip = (top * 0.1) * (1 - alpha) + top * alpha
-        return np.vstack([bgr, np.repeat(strip, 3, axis=2).astype(bgr.dtype)])
-    bw, bh = min(w, tw + 2 * pad), min(h, th + base + 2 * pad)
-    alpha = _text_mask(bw, bh, scale, thickness, (pad, bh - pad - base))
-    out = bgr.copy()
-    box = out[h - bh :, w - bw :].astype(np.float32) * 0.35  # darkened so the text reads on any image
-    out[h - bh :, w - bw :] = (box * (1 - alpha) + top * alpha).astype(bgr.dtype)
-    return out
+        return np.vstack([bgr, label_border_strip(bgr.shape[1], bgr.shape[0], bgr.dtype)])
+    raise ValueError(f"unknown label style {style!r}: use corner, border or none")
 
 
 C2PA_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",

@@ -14,31 +14,45 @@ import logging
 import math
 import os
 import posixpath
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 import chromata
-from chromata import color, confidence, inputchecks, labels
+from chromata import color, confidence, inputchecks, labels, tiled
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
 from chromata.imageio import (
     CONTENT_TYPES,
     OUTPUT_FORMATS,
+    SAME_FORMAT_FALLBACK,
+    TIFF_EXTENSIONS,
     DecodedImage,
     EncodeOptions,
+    check_pixel_limit,
     decode,
     encode,
     is_video_key,
+    probe,
 )
 from chromata.manifest import HEATMAP_PREFIX, ImageRecord, Status, image_id_for, params_json
 from chromata.models import Colorizer, load_colorizer
-from chromata.storage import ObjectInfo, Storage, open_storage, safe_key
+from chromata.storage import (
+    KeyRefused,
+    ObjectInfo,
+    ReadOnlyStorage,
+    Storage,
+    open_storage,
+    safe_key,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +148,30 @@ class _MultiPage:
     data: bytes = field(repr=False)
 
 
-Prepared = _Prepared | _MultiPage | tuple[ObjectInfo, float, str | None, Exception]
+@dataclass
+class _Huge:
+    """A TIFF too big to hold in memory: colorized in bands (``chromata.tiled``) from a local file."""
+
+    obj: ObjectInfo
+    started: float
+    sha256: str | None = None
+    data: bytes | None = field(default=None, repr=False)  # already read (it was small on disk)
+
+
+Prepared = _Prepared | _MultiPage | _Huge | tuple[ObjectInfo, float, str | None, Exception]
+
+# What the in-memory path needs per pixel at its peak (decoded samples, float L*, upsampled chroma, Lab and
+# sRGB intermediates, the quantised output and its encoding): measured 50 B (8-bit) to 62 B (16-bit).
+IN_MEMORY_BYTES_PER_PIXEL = 64
 
 
 def output_key(source_key: str, output_format: str = "same") -> str:
     """Deterministic derivative key: the source's relative path; the extension follows ``output_format``."""
     key = safe_key(source_key)
+    stem, ext = posixpath.splitext(key)
     if output_format == "same":
-        return key
-    return posixpath.splitext(key)[0] + OUTPUT_FORMATS[output_format]
+        return stem + SAME_FORMAT_FALLBACK[ext.lower()] if ext.lower() in SAME_FORMAT_FALLBACK else key
+    return stem + OUTPUT_FORMATS[output_format]
 
 
 def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRecord]:
@@ -176,8 +205,13 @@ def gpu_utilisation(device: str) -> float | None:
 
 
 def heatmap_key(source_key: str) -> str:
-    """Where an output's per-region confidence heatmap goes (under _chromata/, not among the images)."""
-    return f"{HEATMAP_PREFIX}/{safe_key(source_key)}.png"
+    """Where an output's per-region confidence heatmap goes (under _chromata/, not among the images); a
+    file name too long to take the suffix is replaced by its digest."""
+    key = safe_key(source_key)
+    head, name = posixpath.split(key)
+    if len(name.encode()) > 200:
+        name = hashlib.sha256(name.encode()).hexdigest()[:32]
+    return f"{HEATMAP_PREFIX}/{posixpath.join(head, name)}.png"
 
 
 class ShardProcessor:
@@ -194,7 +228,7 @@ class ShardProcessor:
                 cfg.model, device=cfg.device, temperature=cfg.temperature, chroma_gamma=cfg.chroma_gamma
             )
         self.model = model
-        self.source: Storage = open_storage(cfg.source, cfg.endpoint_url)
+        self.source: Storage = ReadOnlyStorage(open_storage(cfg.source, cfg.endpoint_url))
         self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)
         self.encode_opts = EncodeOptions(jpeg_quality=cfg.jpeg_quality)
         self.c2pa = (
@@ -252,16 +286,41 @@ class ShardProcessor:
             duration_ms=round((finished - started) * 1000.0, 2),
         )
 
+    @property
+    def in_memory_pixels(self) -> int:
+        """The largest image the in-memory path may take under the worker's memory budget (three
+        quarters of it: the model and the images in flight need the rest)."""
+        return self.cfg.memory_budget_mb * 2**20 * 3 // 4 // IN_MEMORY_BYTES_PER_PIXEL
+
     def _prepare(self, obj: ObjectInfo, stats: ShardStats) -> Prepared:
         started = time.time()
         t0 = time.perf_counter()
         sha = None
         try:
+            try:
+                safe_key(obj.key)
+            except KeyRefused as exc:
+                raise ImageError("unsafe_key", str(exc)) from exc
+            is_tiff = posixpath.splitext(obj.key)[1].lower() in TIFF_EXTENSIONS
+            if is_tiff and obj.size > self.cfg.memory_budget_mb * 2**20 // 8:
+                return _Huge(obj, started)  # never read whole into memory
             data = self.source.read(obj.key)
             stats.read_sizes.append(len(data))
             sha = hashlib.sha256(data).hexdigest()
-            if posixpath.splitext(obj.key)[1].lower() in (".tif", ".tiff") and labels.tiff_page_count(data) > 1:
+            info = probe(data)
+            check_pixel_limit(info, self.cfg.max_pixels)  # before a single pixel is decoded
+            if is_tiff and info.frames > 1:
                 return _MultiPage(obj, started, sha, data)
+            if info.pixels > self.in_memory_pixels:
+                if info.format == "TIFF":
+                    return _Huge(obj, started, sha, data)
+                need = info.pixels * IN_MEMORY_BYTES_PER_PIXEL / 2**30
+                raise ImageError(
+                    "too_large",
+                    f"{info.width}x{info.height} needs about {need:.1f} GiB to colorize in memory, over this "
+                    f"worker's memory budget of {self.cfg.memory_budget_mb} MiB; save it as TIFF (processed in "
+                    "tiles) or raise memory_budget_mb",
+                )
             image = decode(data, self.cfg.max_pixels)
             tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
             if tone is not None and tone.kind == "colour":
@@ -269,6 +328,8 @@ class ShardProcessor:
             lightness = lightness_of(image.pixels)
             work = color.working_lightness(lightness, self.model.input_size)
             reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
+            if image.colour_space_note and image.colour_space_note.startswith("not sRGB"):
+                reasons.append("icc_not_srgb")
             return _Prepared(obj, started, sha, image, lightness, work, reasons, data)
         except Exception as exc:
             return obj, started, sha, exc
@@ -298,14 +359,13 @@ class ShardProcessor:
             self.dest.write_atomic(key, data, content_type=CONTENT_TYPES.get(ext))
             if sidecar is not None:  # formats without a metadata slot get the XMP beside them
                 self.dest.write_atomic(key + ".xmp", sidecar, content_type="application/rdf+xml")
+        except KeyRefused:
+            raise
         except Exception as exc:
             raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
         hkey = heatmap_key(key)
         heatmap = confidence.heatmap_png(unc, p.image.width, p.image.height)
-        try:
-            self.dest.write_atomic(hkey, heatmap, content_type="image/png")
-        except Exception as exc:
-            raise StorageError(f"cannot write {self.dest.uri(hkey)}: {exc}") from exc
+        self._write_or_fail(hkey, heatmap, "image/png")
         stats.written_sizes.append(len(data) + len(heatmap))
         return self._record(
             p.obj,
@@ -319,6 +379,19 @@ class ShardProcessor:
             heatmap=self.dest.uri(hkey),
             report=report,
         )
+
+    def _write_or_fail(self, key: str, data: bytes | Path, content_type: str) -> None:
+        """Write one output; a destination that refuses it fails the shard (StorageError), except for a
+        name it cannot hold, which is that image's problem (KeyRefused)."""
+        try:
+            if isinstance(data, Path):
+                self.dest.write_file(key, data, content_type=content_type)
+            else:
+                self.dest.write_atomic(key, data, content_type=content_type)
+        except KeyRefused:
+            raise
+        except Exception as exc:
+            raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
 
     def _provenance(self, source_key: str, sha: str, run_id: str, score: float | None) -> labels.Provenance:
         """What the output file will say about itself (embedded XMP, C2PA)."""
@@ -384,6 +457,65 @@ class ShardProcessor:
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)
 
+    def _huge(self, h: _Huge, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:
+        """A TIFF too large for memory: analysed and colorized in bands from a local file (the source's own
+        file when it is local, else a streamed download into scratch space), the output streamed back."""
+        t0 = time.perf_counter()
+        sha = h.sha256
+        try:
+            key = output_key(h.obj.key, self.cfg.output_format)
+            if posixpath.splitext(key)[1].lower() not in TIFF_EXTENSIONS:
+                raise ImageError("too_large", "too large for memory, and tiled processing writes TIFF only")
+            with tempfile.TemporaryDirectory(prefix="chromata-", dir=self.cfg.scratch_dir) as tmp:
+                src = self.source.local_path(h.obj.key)
+                if h.data is not None:
+                    src = Path(tmp) / "source.tif"
+                    src.write_bytes(h.data)
+                elif src is None:
+                    src = Path(tmp) / "source.tif"
+                    self.source.download(h.obj.key, src)
+                if sha is None:
+                    sha = sha256_file(src)
+                    stats.read_sizes.append(src.stat().st_size)
+                info = probe(str(src))
+                check_pixel_limit(info, self.cfg.max_pixels)
+                budget = self.cfg.memory_budget_mb * 2**20 // 8
+                analysis = tiled.analyse(str(src), max_segment_bytes=budget)
+                pred = self.model.predict_ab(color.working_lightness(analysis.lightness, self.model.input_size)[None])
+                report = confidence.score(pred.uncertainty[0], analysis.reasons, self.model.calibration)
+                prov = self._provenance(h.obj.key, sha, run_id, report.score)
+                out = Path(tmp) / "output.tif"
+                layout = tiled.write_colorized(
+                    str(src), str(out), pred.ab[0], label=self.cfg.label, xmp=labels.xmp_packet(prov),
+                    max_segment_bytes=budget,
+                )  # fmt: skip
+                out_sha = sha256_file(out)
+                self._write_or_fail(key, out, "image/tiff")
+                hkey = heatmap_key(key)
+                heatmap = confidence.heatmap_png(pred.uncertainty[0], layout.width, layout.height)
+                self._write_or_fail(hkey, heatmap, "image/png")
+                stats.written_sizes.append(out.stat().st_size + len(heatmap))
+            rec = self._record(
+                h.obj,
+                h.started,
+                "ok",
+                shard_id=shard_id,
+                run_id=run_id,
+                sha=sha,
+                output=(self.dest.uri(key), out_sha),
+                heatmap=self.dest.uri(hkey),
+                report=report,
+            )
+            return replace(rec, width=layout.width, height=layout.height, bit_depth=layout.bit_depth)
+        except KeyRefused as exc:
+            return self._failure((h.obj, h.started, sha, exc), shard_id, run_id)
+        except StorageError:
+            raise  # the destination cannot be written: the shard fails, to be resumed
+        except Exception as exc:
+            return self._failure((h.obj, h.started, sha, exc), shard_id, run_id)
+        finally:
+            stats.encode_seconds.append(time.perf_counter() - t0)
+
     def _video(self, obj: ObjectInfo, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:
         """A film reel or video: one manifest row with its frame count; XMP in a sidecar."""
         from chromata.video import colorize_video
@@ -436,6 +568,10 @@ class ShardProcessor:
             )
         if isinstance(exc, ImageError):
             error = str(exc)
+        elif isinstance(exc, MemoryError):
+            error = f"too_large: out of memory while processing it ({exc or 'MemoryError'})"
+        elif isinstance(exc, KeyRefused):
+            error = f"unsafe_key: {exc}"
         else:
             error = f"{'read_error' if sha is None else 'processing_error'}: {type(exc).__name__}: {exc}"
         log.warning("%s failed: %s", obj.key, error)
@@ -494,8 +630,11 @@ class ShardProcessor:
             def take(item: Prepared) -> None:
                 if not batch and isinstance(item, _Prepared):
                     batch_started[:] = [time.perf_counter()]
-                if isinstance(item, _MultiPage):
-                    rec = self._multipage(item, shard.shard_id, run_id, stats)
+                if isinstance(item, _MultiPage | _Huge):
+                    if isinstance(item, _MultiPage):
+                        rec = self._multipage(item, shard.shard_id, run_id, stats)
+                    else:
+                        rec = self._huge(item, shard.shard_id, run_id, stats)
                     records.append(rec)
                     if on_image:
                         on_image(rec)
@@ -521,7 +660,7 @@ class ShardProcessor:
 
     def _take(
         self,
-        item: _Prepared | tuple[ObjectInfo, float, str | None, Exception],  # multi-page items never get here
+        item: _Prepared | tuple[ObjectInfo, float, str | None, Exception],  # multi-page/huge never get here
         batch: list[_Prepared],
         records: list[ImageRecord],
         shard: Shard,
@@ -542,6 +681,8 @@ class ShardProcessor:
         t0 = time.perf_counter()
         try:
             return self._finish(p, ab, unc, shard_id, run_id, stats)
+        except KeyRefused as exc:  # a name the destination cannot hold: this image's problem only
+            return self._failure((p.obj, p.started, p.sha256, exc), shard_id, run_id)
         except StorageError:
             raise
         except Exception as exc:

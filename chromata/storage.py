@@ -6,10 +6,12 @@ storage root; every key is checked so that nothing can be read or written outsid
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import logging
 import os
-import posixpath
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,14 +38,29 @@ class ObjectInfo:
     version_id: str | None = None
 
 
+class KeyRefused(StorageError):
+    """A key that cannot name an object here (escapes the root, aliases another key, too long): an error
+    about one object, not about the storage, so a run records it against that image and goes on."""
+
+
 def safe_key(key: str) -> str:
-    """Normalise ``key`` to a relative POSIX path; refuse anything that would leave the root."""
+    """``key`` itself, if it is a relative POSIX path that stays inside the root and names exactly one
+    object. Keys are taken literally (an S3 key is an opaque string: ``a/x/../b.jpg`` and ``a//b.jpg`` are
+    objects distinct from ``a/b.jpg``), so any empty, ``.`` or ``..`` segment is refused rather than
+    normalised: normalising would read or overwrite a different object."""
     if not key or "\x00" in key:
-        raise StorageError(f"invalid object key {key!r}")
-    norm = posixpath.normpath(key.replace("\\", "/")).lstrip("/")
-    if norm in ("", ".") or norm == ".." or norm.startswith("../"):
-        raise StorageError(f"object key {key!r} escapes the storage root")
-    return norm
+        raise KeyRefused(f"invalid object key {key!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise KeyRefused(f"object key {key!r} has an empty, '.' or '..' segment (it could escape the root)")
+    return key
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class Storage(Protocol):
@@ -55,8 +72,20 @@ class Storage(Protocol):
 
     def read(self, key: str) -> bytes: ...
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file when the storage is a local folder (read in place), else None."""
+        ...
+
+    def download(self, key: str, path: Path) -> None:
+        """Stream the object into a local file, never holding it whole in memory."""
+        ...
+
     def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Write all of ``data`` or nothing: readers never see a partial object."""
+        ...
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        """``write_atomic`` from a local file, streamed (S3: multipart)."""
         ...
 
     def create_once(self, key: str, data: bytes, content_type: str | None = None) -> bool:
@@ -88,36 +117,72 @@ class LocalStorage:
         return self.root / safe_key(key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        base = self.root / safe_key(prefix) if prefix else self.root
+        base = self.root / safe_key(prefix.strip("/")) if prefix.strip("/") else self.root
         if not base.exists():
             return
         real_root = self.root.resolve()
-        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                try:
-                    if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                        log.warning("skipping %s: symlink points outside the source", path)
-                        continue
-                    st = path.stat()
-                except OSError as exc:
-                    log.warning("skipping %s: %s", path, exc)
-                    continue
-                key = path.relative_to(self.root).as_posix()
-                yield ObjectInfo(key, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}", st.st_mtime)
+        for path in self._walk(base):
+            try:
+                st = path.lstat() if self._outside(path, real_root) else path.stat()
+            except OSError as exc:
+                log.warning("skipping %s: %s", path, exc)
+                continue
+            key = path.relative_to(self.root).as_posix()
+            yield ObjectInfo(key, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}", st.st_mtime)
+
+    @classmethod
+    def _walk(cls, folder: Path) -> Iterator[Path]:
+        """Files under ``folder`` in ascending key order (a folder ``b`` sorts as ``b/``, as in S3 listings);
+        symbolic links to folders are not descended into."""
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            log.warning("skipping %s: %s", folder, exc)
+            return
+        for _, entry in sorted((e.name + ("/" if e.is_dir(follow_symlinks=False) else ""), e) for e in entries):
+            if entry.is_dir(follow_symlinks=False):
+                yield from cls._walk(Path(entry.path))
+            else:
+                yield Path(entry.path)
+
+    @staticmethod
+    def _outside(path: Path, real_root: Path) -> bool:
+        return path.is_symlink() and not path.resolve().is_relative_to(real_root)
+
+    def _inside(self, key: str) -> Path:
+        """The file of ``key`` for reading; a symlink resolving outside the root is refused (it is listed,
+        so that the run records it, but never followed)."""
+        path = self._path(key)
+        if self._outside(path, self.root.resolve()):
+            raise KeyRefused(f"{key!r} is a symbolic link to a file outside the source folder")
+        return path
 
     def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        return self._inside(key).read_bytes()
 
-    def _durable_temp(self, key: str, data: bytes) -> tuple[Path, Path]:
-        """Write ``data`` to a synced temporary file beside ``key``'s path; returns (temp, final)."""
+    def local_path(self, key: str) -> Path | None:
+        return self._inside(key)
+
+    def download(self, key: str, path: Path) -> None:
+        shutil.copyfile(self._inside(key), path)
+
+    def _durable_temp(self, key: str, data: bytes | Path) -> tuple[Path, Path]:
+        """Write ``data`` (bytes, or a file's content) to a synced temporary file beside ``key``'s path;
+        returns (temp, final)."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        except OSError as exc:
+            _refuse_name(key, exc)
+            raise
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, Path):
+                    with open(data, "rb") as src:
+                        shutil.copyfileobj(src, fh, 1 << 20)
+                else:
+                    fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
         except BaseException:
@@ -126,9 +191,19 @@ class LocalStorage:
         return Path(tmp), path
 
     def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        tmp, path = self._durable_temp(key, data)
+        self._replace(*self._durable_temp(key, data), key)
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        self._replace(*self._durable_temp(key, path), key)
+
+    @staticmethod
+    def _replace(tmp: Path, path: Path, key: str) -> None:
         try:
             os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            _refuse_name(key, exc)
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -147,7 +222,7 @@ class LocalStorage:
         return self._path(key).exists()
 
     def uri(self, key: str) -> str:
-        return str(self._path(key))
+        return str(self.root / key)  # a name for the record: refused keys are named too, never opened
 
     def check_readable(self) -> None:
         if not self.root.is_dir():
@@ -198,7 +273,8 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        full_prefix = self._full(prefix) if prefix else (self.prefix + "/" if self.prefix else "")
+        sub = prefix.strip("/")  # a listing prefix, not a key: "a/" lists under a/
+        full_prefix = self._full(sub) + "/" if sub else (self.prefix + "/" if self.prefix else "")
         cut = len(self.prefix) + 1 if self.prefix else 0
         paginator = self.client.get_paginator("list_objects_v2")
         try:
@@ -224,13 +300,29 @@ class S3Storage:
             buf.write(chunk)
         return buf.getvalue()
 
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def download(self, key: str, path: Path) -> None:
+        resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
+        with open(path, "wb") as fh:
+            for chunk in resp["Body"].iter_chunks(1 << 20):
+                fh.write(chunk)
+
     def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
         # A PUT (or a completed multipart upload) is atomic on S3: readers see the old object or the new.
+        self._upload(io.BytesIO(data), key, content_type)
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        with open(path, "rb") as fh:
+            self._upload(fh, key, content_type)
+
+    def _upload(self, fh: Any, key: str, content_type: str | None) -> None:
         from boto3.s3.transfer import TransferConfig
 
         extra = {"ContentType": content_type} if content_type else None
         self.client.upload_fileobj(
-            io.BytesIO(data),
+            fh,
             self.bucket,
             self._full(key),
             ExtraArgs=extra,
@@ -266,7 +358,7 @@ class S3Storage:
             raise
 
     def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._full(key)}"
+        return f"s3://{self.bucket}/{self.prefix}/{key}" if self.prefix else f"s3://{self.bucket}/{key}"
 
     def _check_bucket(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -288,6 +380,57 @@ class S3Storage:
 
     def check_writable(self) -> None:
         self._check_bucket()
+
+
+def _refuse_name(key: str, exc: OSError) -> None:
+    """A name this file system cannot hold is a problem of that one object: raise KeyRefused."""
+    if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+        raise KeyRefused(f"cannot store {key!r} here: {exc.strerror}") from exc
+
+
+class ReadOnlyStorage:
+    """The source, as chromata holds it: listing and reading only. Every write raises, so no code path
+    can modify, overwrite or delete a scan (the IAM policy in infra/terraform grants read only too)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.root_uri = inner.root_uri
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.inner.list(prefix)
+
+    def read(self, key: str) -> bytes:
+        return self.inner.read(key)
+
+    def local_path(self, key: str) -> Path | None:
+        return self.inner.local_path(key)
+
+    def download(self, key: str, path: Path) -> None:
+        self.inner.download(key, path)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def uri(self, key: str) -> str:
+        return self.inner.uri(key)
+
+    def check_readable(self) -> None:
+        self.inner.check_readable()
+
+    def _refuse(self, what: str, key: str = "") -> StorageError:
+        return StorageError(f"refusing to {what} {self.uri(key) if key else self.root_uri}: the source is read-only")
+
+    def write_atomic(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        raise self._refuse("write", key)
+
+    def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
+        raise self._refuse("write", key)
+
+    def create_once(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        raise self._refuse("create", key)
+
+    def check_writable(self) -> None:
+        raise self._refuse("write to")
 
 
 def key_for_uri(storage: Storage, uri: str) -> str:

@@ -1,21 +1,37 @@
 import pytest
 
 from chromata.errors import StorageError
-from chromata.storage import LocalStorage, S3Storage, open_storage, safe_key
-
-
-@pytest.mark.parametrize("key", ["../x.jpg", "a/../../x.jpg", "..", "", "a\x00b"])
-def test_safe_key_refuses_escapes(key):
-    with pytest.raises(StorageError):
-        safe_key(key)
+from chromata.storage import KeyRefused, LocalStorage, ReadOnlyStorage, S3Storage, open_storage, safe_key
 
 
 @pytest.mark.parametrize(
-    ("key", "expected"),
-    [("/a/b.jpg", "a/b.jpg"), ("a/./b.jpg", "a/b.jpg"), ("a\\b.jpg", "a/b.jpg"), ("a/x/../b.jpg", "a/b.jpg")],
+    "key", ["../x.jpg", "a/../../x.jpg", "..", "", "a\x00b", "/a/b.jpg", "a/./b.jpg", "a//b.jpg", "a/x/../b.jpg"]
 )
-def test_safe_key_normalises(key, expected):
-    assert safe_key(key) == expected
+def test_safe_key_refuses_escapes_and_aliases(key):
+    # taken literally, these would escape the root or name a different object than the one listed
+    with pytest.raises(KeyRefused):
+        safe_key(key)
+
+
+@pytest.mark.parametrize("key", ["a/b.jpg", "a b/ünï %41.jpg", "a\\b.jpg", "x..y/..z.jpg"])
+def test_safe_key_keeps_keys_literally(key):
+    assert safe_key(key) == key
+
+
+def test_source_is_read_only(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"scan")
+    src = ReadOnlyStorage(LocalStorage(tmp_path))
+    assert src.read("a.jpg") == b"scan"
+    for write in (
+        lambda: src.write_atomic("a.jpg", b"x"),
+        lambda: src.write_file("a.jpg", tmp_path / "a.jpg"),
+        lambda: src.create_once("b.jpg", b"x"),
+        src.check_writable,
+    ):
+        with pytest.raises(StorageError, match="read-only"):
+            write()
+    assert (tmp_path / "a.jpg").read_bytes() == b"scan"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
 
 
 def test_open_storage_dispatch(tmp_path):
@@ -27,7 +43,7 @@ def test_open_storage_dispatch(tmp_path):
         open_storage("ftp://host/x")
 
 
-def test_local_list_is_sorted_recursive_and_skips_outside_symlinks(tmp_path):
+def test_local_list_is_sorted_recursive_and_never_follows_outside_symlinks(tmp_path):
     root = tmp_path / "src"
     (root / "b").mkdir(parents=True)
     (root / "b" / "2.jpg").write_bytes(b"2")
@@ -35,8 +51,13 @@ def test_local_list_is_sorted_recursive_and_skips_outside_symlinks(tmp_path):
     outside = tmp_path / "secret.jpg"
     outside.write_bytes(b"secret")
     (root / "link.jpg").symlink_to(outside)
-    keys = [o.key for o in LocalStorage(root).list()]
-    assert keys == ["a.jpg", "b/2.jpg"]
+    storage = LocalStorage(root)
+    keys = [o.key for o in storage.list()]
+    assert keys == ["a.jpg", "b/2.jpg", "link.jpg"] == sorted(keys)  # listed, so that the run records it …
+    with pytest.raises(KeyRefused, match="outside the source"):
+        storage.read("link.jpg")  # … but never followed
+    with pytest.raises(KeyRefused):
+        storage.local_path("link.jpg")
 
 
 def test_local_write_atomic_and_read(tmp_path):

@@ -1,0 +1,275 @@
+"""Colorize scans too large to hold in memory: a TIFF read and written in bands of rows.
+
+A 20 000 x 20 000 16-bit scan is 800 MB of grey samples and 2.4 GB of RGB output, and the in-memory
+path needs tens of bytes per pixel for its float intermediates. Here the image never exists whole:
+
+1. ``analyse`` streams the source once (strip by strip or tile by tile, as the file stores it; an
+   uncompressed file is read row band by row band), computing L* per band and keeping only a block-
+   averaged reduction (≤ ``REDUCED_SIDE`` px) for the model and the input checks.
+2. The caller runs the model on that reduction, exactly as for any image.
+3. ``write_colorized`` streams the source a second time; each band's full-resolution L* is merged with
+   the chroma upsampled for just those rows (the same bilinear mapping as ``cv2.resize``, so the result
+   equals the in-memory path's) and written as tiles of a LZW-compressed TIFF, the XMP label embedded.
+
+Peak memory is a few bands (``BAND_ROWS`` rows) plus the chroma map widened to the full width.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from chromata import color, inputchecks, labels
+from chromata.errors import ImageError
+
+BAND_ROWS = 256  # output tile height, and the rows processed at a time
+TILE_COLS = 256
+REDUCED_SIDE = 1024  # the reduction kept for the model and the input checks
+
+
+@dataclass(frozen=True)
+class Layout:
+    width: int
+    height: int
+    dtype: np.dtype[Any]
+    samples: int  # 1 (grey) or 3 (RGB), extra samples (alpha) dropped
+    invert: bool  # MINISWHITE: 0 is white
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.dtype == np.uint16 else 8
+
+
+@dataclass
+class Analysis:
+    layout: Layout
+    lightness: NDArray[np.float32]  # block-averaged L* (≤ REDUCED_SIDE px on the long side)
+    reasons: list[str]
+    tone: inputchecks.Tone | None
+
+
+def _open(path: str) -> Any:
+    import tifffile
+
+    try:
+        return tifffile.TiffFile(path)
+    except Exception as exc:
+        raise ImageError("decode_error", f"not a readable TIFF: {exc}") from exc
+
+
+def _layout(tif: Any) -> Layout:
+    import tifffile
+
+    pages = [p for p in tif.pages if isinstance(p, tifffile.TiffPage) and not p.is_reduced]
+    if len(pages) != 1:
+        raise ImageError("too_large", f"a {len(pages)}-page TIFF too large for memory cannot be tiled")
+    page = pages[0]
+    photometric = int(page.photometric)
+    if photometric not in (0, 1, 2):  # MINISWHITE, MINISBLACK, RGB
+        raise ImageError(
+            "unsupported_format", f"tiled processing reads grey or RGB TIFFs, not photometric {photometric}"
+        )
+    if page.dtype not in (np.uint8, np.uint16):
+        raise ImageError("unsupported_depth", f"sample type {page.dtype} is not 8- or 16-bit")
+    if page.samplesperpixel > 1 and int(page.planarconfig) != 1:
+        raise ImageError("unsupported_format", "tiled processing reads interleaved (contiguous) samples only")
+    samples = 3 if photometric == 2 else 1
+    return Layout(int(page.imagewidth), int(page.imagelength), np.dtype(page.dtype), samples, photometric == 0)
+
+
+def _segment_rows(tif: Any, layout: Layout, max_segment_bytes: int) -> Iterator[NDArray[Any]]:
+    """The image as consecutive bands of rows, in whatever bands the file stores (strips or tile rows)."""
+    page = tif.pages[0]
+    row_bytes = layout.width * page.samplesperpixel * layout.dtype.itemsize
+    if page.is_contiguous and int(page.compression) == 1:  # uncompressed: read BAND_ROWS rows at a time
+        fh = tif.filehandle
+        dtype = layout.dtype.newbyteorder(tif.byteorder)
+        for y in range(0, layout.height, BAND_ROWS):
+            rows = min(BAND_ROWS, layout.height - y)
+            fh.seek(int(page.dataoffsets[0]) + y * row_bytes)
+            raw = np.frombuffer(fh.read(rows * row_bytes), dtype=dtype)
+            yield raw.reshape(rows, layout.width, page.samplesperpixel).astype(layout.dtype, copy=False)
+        return
+    chunk_rows = int(page.chunks[0])
+    if chunk_rows * row_bytes > max_segment_bytes:
+        raise ImageError(
+            "too_large",
+            f"stored as {chunk_rows}-row strips of {chunk_rows * row_bytes / 2**20:.0f} MiB each; "
+            "save it tiled or in smaller strips to process it in bounded memory",
+        )
+    band: NDArray[Any] | None = None
+    band_y = -1
+    for segment, index, _shape in page.segments(sort=True, maxworkers=1):
+        y, x = int(index[2]), int(index[3])
+        if y != band_y:
+            if band is not None:
+                yield band
+            band_y = y
+            band = np.empty((min(chunk_rows, layout.height - y), layout.width, page.samplesperpixel), layout.dtype)
+        assert band is not None
+        seg = segment[0]  # (rows, cols, samples), padded to the chunk's size at the edges
+        cols = min(seg.shape[1], layout.width - x)
+        band[:, x : x + cols] = seg[: band.shape[0], :cols]
+    if band is not None:
+        yield band
+
+
+def _rechunk(bands: Iterator[NDArray[Any]], rows: int) -> Iterator[NDArray[Any]]:
+    """Re-cut a stream of bands into bands of exactly ``rows`` rows (the last may be shorter)."""
+    pending: list[NDArray[Any]] = []
+    have = 0
+    for band in bands:
+        pending.append(band)
+        have += band.shape[0]
+        while have >= rows:
+            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield joined[:rows]
+            rest = joined[rows:]
+            pending, have = ([rest] if rest.shape[0] else []), rest.shape[0]
+    if have:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+
+def _bands(tif: Any, layout: Layout, max_segment_bytes: int) -> Iterator[NDArray[Any]]:
+    """Bands of ``BAND_ROWS`` rows as OpenCV-style pixels: (rows, W) grey or (rows, W, 3) BGR."""
+    for band in _rechunk(_segment_rows(tif, layout, max_segment_bytes), BAND_ROWS):
+        if layout.samples == 1:
+            grey = np.ascontiguousarray(band[..., 0])
+            if layout.invert:
+                grey = np.iinfo(layout.dtype).max - grey
+            yield grey
+        else:
+            yield np.ascontiguousarray(band[..., 2::-1])  # RGB(A) -> BGR
+
+
+class _Reducer:
+    """Block-average rows by an integer factor as bands stream past (columns with INTER_AREA)."""
+
+    def __init__(self, width: int, factor: int) -> None:
+        self.factor, self.out_w = factor, max(1, round(width / factor))
+        self.rows: list[NDArray[np.float32]] = []
+        self.carry: NDArray[np.float32] | None = None
+
+    def _emit(self, block_rows: NDArray[np.float32]) -> None:
+        self.rows.append(
+            np.asarray(cv2.resize(block_rows, (self.out_w, block_rows.shape[0]), interpolation=cv2.INTER_AREA))
+        )
+
+    def add(self, band: NDArray[np.float32]) -> None:
+        if self.carry is not None:
+            band = np.concatenate([self.carry, band])
+        n = band.shape[0] // self.factor * self.factor
+        if n:
+            self._emit(band[:n].reshape(n // self.factor, self.factor, *band.shape[1:]).mean(axis=1))
+        self.carry = band[n:].copy() if n < band.shape[0] else None
+
+    def result(self) -> NDArray[np.float32]:
+        if self.carry is not None:
+            self._emit(self.carry.mean(axis=0, keepdims=True))
+            self.carry = None
+        return np.concatenate(self.rows).astype(np.float32)
+
+
+def analyse(path: str, max_segment_bytes: int = 256 << 20) -> Analysis:
+    """First pass: the layout, a reduced L* for the model, and the input checks (on the reduction)."""
+    with _open(path) as tif:
+        layout = _layout(tif)
+        factor = max(1, math.ceil(max(layout.width, layout.height) / REDUCED_SIDE))
+        light = _Reducer(layout.width, factor)
+        colour = _Reducer(layout.width, factor) if layout.samples == 3 else None
+        for band in _bands(tif, layout, max_segment_bytes):
+            light.add(lightness_band(band))
+            if colour is not None:
+                colour.add(band.astype(np.float32))
+    tone = None
+    if colour is not None:
+        reduced = colour.result()
+        tone = inputchecks.classify_tone(np.clip(reduced + 0.5, 0, np.iinfo(layout.dtype).max).astype(layout.dtype))
+        if tone.kind == "colour":
+            raise ImageError("already_colour", "the source already has colour")
+    lightness = light.result()
+    reasons = inputchecks.input_reasons(lightness, layout.width, layout.height, tone)
+    return Analysis(layout, lightness, reasons, tone)
+
+
+def lightness_band(band: NDArray[Any]) -> NDArray[np.float32]:
+    if band.ndim == 3:
+        return np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(band))[..., 0])
+    return color.grey_pixels_to_lightness(band)
+
+
+def _chroma_rows(ab_wide: NDArray[np.float32], height: int, y0: int, rows: int) -> NDArray[np.float32]:
+    """Rows ``y0 … y0+rows`` of the chroma map resized to ``height`` rows, by the same bilinear mapping
+    as ``cv2.resize(INTER_LINEAR)``; ``ab_wide`` is already resized to the full width."""
+    h = ab_wide.shape[0]
+    fy = (np.arange(y0, y0 + rows, dtype=np.float64) + 0.5) * (h / height) - 0.5
+    sy = np.floor(fy)
+    w = (fy - sy).astype(np.float32)
+    low = sy < 0
+    w[low], sy[low] = 0.0, 0
+    high = sy >= h - 1
+    w[high], sy[high] = 0.0, h - 1
+    i0 = sy.astype(np.intp)
+    i1 = np.minimum(i0 + 1, h - 1)
+    w3 = w[:, None, None]
+    return np.asarray(ab_wide[i0] * (1.0 - w3) + ab_wide[i1] * w3, dtype=np.float32)
+
+
+def write_colorized(
+    path: str,
+    out_path: str,
+    ab: NDArray[np.float32],
+    *,
+    label: str = "none",
+    xmp: bytes | None = None,
+    max_segment_bytes: int = 256 << 20,
+) -> Layout:
+    """Second pass: merge each band's full-resolution L* with its rows of the upsampled chroma and write
+    an RGB TIFF of the source's bit depth (LZW, 256 x 256 tiles), the XMP packet in tag 700."""
+    import tifffile
+
+    with _open(path) as tif:
+        layout = _layout(tif)
+        w, h = layout.width, layout.height
+        ab_wide = color.resize_ab(ab, w, ab.shape[0])  # widened here; rows are interpolated per band
+        border = labels.label_border_strip(w, h, layout.dtype)[..., ::-1] if label == "border" else None  # RGB
+
+        def rgb_bands() -> Iterator[NDArray[Any]]:
+            y = 0
+            for band in _bands(tif, layout, max_segment_bytes):
+                rows = band.shape[0]
+                bgr = color.merge_chroma(lightness_band(band), _chroma_rows(ab_wide, h, y, rows))
+                out = color.from_unit_float(bgr, layout.dtype)
+                if label == "corner":
+                    out = labels.label_corner_rows(out, y, h)
+                yield out[..., ::-1]
+                y += rows
+            if border is not None:
+                yield border
+
+        def tiles() -> Iterator[NDArray[Any]]:
+            for band in _rechunk(rgb_bands(), BAND_ROWS):
+                for x in range(0, w, TILE_COLS):
+                    yield band[:, x : x + TILE_COLS]
+
+        out_h = h + (border.shape[0] if border is not None else 0)
+        extratags = [(700, "B", 0, xmp, True)] if xmp else []
+        tifffile.imwrite(
+            out_path,
+            data=tiles(),
+            shape=(out_h, w, 3),
+            dtype=layout.dtype,
+            photometric="rgb",
+            compression="lzw",
+            tile=(BAND_ROWS, TILE_COLS),
+            extratags=extratags,
+            software="chromata",
+            metadata=None,
+        )
+    return layout
