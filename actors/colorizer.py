@@ -15,6 +15,7 @@ from typing import Any
 import ray
 
 from chromata.config import RunConfig
+from chromata.errors import StorageError
 from chromata.metrics import METRICS
 from chromata.pipeline import Shard, ShardProcessor, ShardResult
 
@@ -98,7 +99,15 @@ class ColorizerPool:
             for ref in ready:
                 idle.append(in_flight.pop(ref))
                 self.queued.set(len(in_flight))
-                yield ray.get(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, StorageError):  # the destination refused a write: stop cleanly
+                        raise StorageError(
+                            f"{exc.cause}; the run stopped, committed shards are kept: run it again to resume"
+                        ) from None
+                    raise
+                yield result
 
     def info(self) -> list[dict[str, Any]]:
         return list(ray.get([a.info.remote() for a in self.actors]))

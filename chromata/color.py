@@ -8,6 +8,7 @@ colorization to the last bit of a 16-bit sample.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -114,9 +115,60 @@ def lab_to_bgr(lab: F32) -> F32:
     return _linear_to_srgb(bgr)
 
 
+REDUCED_SIDE = 1024  # the reduction of L* kept for the model and the input checks (px, long side)
+
+
+def reduction_factor(width: int, height: int) -> int:
+    return max(1, math.ceil(max(width, height) / REDUCED_SIDE))
+
+
+class BlockReducer:
+    """Reduce an image by an integer factor as bands of rows stream past: rows by exact block means
+    (carrying partial blocks over to the next band), columns by INTER_AREA. Fed one band or many, the
+    result is the same, so a scan processed in bands gets exactly the model input of one held whole."""
+
+    def __init__(self, width: int, factor: int) -> None:
+        self.factor, self.out_w = factor, max(1, round(width / factor))
+        self.rows: list[F32] = []
+        self.carry: F32 | None = None
+
+    def _emit(self, block_rows: F32) -> None:
+        self.rows.append(
+            np.asarray(cv2.resize(block_rows, (self.out_w, block_rows.shape[0]), interpolation=cv2.INTER_AREA))
+        )
+
+    def add(self, band: F32) -> None:
+        band = band.astype(np.float32, copy=False)
+        if self.carry is not None:
+            band = np.concatenate([self.carry, band])
+        n = band.shape[0] // self.factor * self.factor
+        if n:
+            self._emit(band[:n].reshape(n // self.factor, self.factor, *band.shape[1:]).mean(axis=1))
+        self.carry = band[n:].copy() if n < band.shape[0] else None
+
+    def result(self) -> F32:
+        if self.carry is not None:
+            self._emit(self.carry.mean(axis=0, keepdims=True))
+            self.carry = None
+        return np.concatenate(self.rows).astype(np.float32)
+
+
+def reduce_lightness(lightness: F32) -> F32:
+    """L* reduced to at most ``REDUCED_SIDE`` px on its long side (unchanged when already that small)."""
+    h, w = lightness.shape
+    factor = reduction_factor(w, h)
+    if factor == 1:
+        return lightness
+    reducer = BlockReducer(w, factor)
+    reducer.add(lightness)
+    return reducer.result()
+
+
 def working_lightness(lightness: F32, size: int) -> F32:
-    """Full-resolution L* -> a model's square working resolution (area-averaged)."""
-    return np.asarray(cv2.resize(lightness, (size, size), interpolation=cv2.INTER_AREA), dtype=np.float32)
+    """L* -> a model's square working resolution: block-reduced (``reduce_lightness``), then area-averaged.
+    The same for a scan held whole and one streamed in bands (``chromata.tiled``)."""
+    small = reduce_lightness(lightness)
+    return np.asarray(cv2.resize(small, (size, size), interpolation=cv2.INTER_AREA), dtype=np.float32)
 
 
 def resize_ab(ab: F32, width: int, height: int) -> F32:

@@ -466,6 +466,8 @@ class ShardProcessor:
             key = output_key(h.obj.key, self.cfg.output_format)
             if posixpath.splitext(key)[1].lower() not in TIFF_EXTENSIONS:
                 raise ImageError("too_large", "too large for memory, and tiled processing writes TIFF only")
+            if self.cfg.scratch_dir:
+                Path(self.cfg.scratch_dir).mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix="chromata-", dir=self.cfg.scratch_dir) as tmp:
                 src = self.source.local_path(h.obj.key)
                 if h.data is not None:
@@ -568,12 +570,13 @@ class ShardProcessor:
             )
         if isinstance(exc, ImageError):
             error = str(exc)
-        elif isinstance(exc, MemoryError):
-            error = f"too_large: out of memory while processing it ({exc or 'MemoryError'})"
+        elif isinstance(exc, MemoryError) or (isinstance(exc, cv2.error) and "Insufficient memory" in str(exc)):
+            error = f"too_large: out of memory while processing it ({type(exc).__name__}: {exc})"
         elif isinstance(exc, KeyRefused):
             error = f"unsafe_key: {exc}"
         else:
             error = f"{'read_error' if sha is None else 'processing_error'}: {type(exc).__name__}: {exc}"
+        error = " ".join(error.split())  # one line, whatever the library's message looked like
         log.warning("%s failed: %s", obj.key, error)
         return self._record(obj, started, "failed", shard_id=shard_id, run_id=run_id, sha=sha, error=error[:1000])
 

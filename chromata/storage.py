@@ -239,8 +239,11 @@ class LocalStorage:
             raise StorageError(f"destination is not writable: {self.root}")
 
 
-# Multipart above 16 MiB; boto3's own retry policy is the ONE retry layer for S3 I/O.
+# Multipart above 16 MiB; boto3's own retry policy is the ONE retry layer for S3 I/O: 500, 503 SlowDown,
+# throttling, dropped connections and timeouts are retried here with backoff, by no other layer (a Ray task
+# is retried only when its actor dies; a Prefect task only for the manifest commit).
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
+S3_MAX_ATTEMPTS = 6
 
 
 class S3Storage:
@@ -259,7 +262,13 @@ class S3Storage:
             import boto3
             from botocore.config import Config
 
-            cfg = Config(retries={"max_attempts": 6, "mode": "standard"}, max_pool_connections=32)
+            timeout = float(os.environ.get("CHROMATA_S3_TIMEOUT", "60"))  # seconds to connect, and per read
+            cfg = Config(
+                retries={"total_max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},  # first try included
+                max_pool_connections=32,
+                connect_timeout=timeout,
+                read_timeout=timeout,
+            )
             self._client = boto3.client("s3", endpoint_url=self.endpoint_url, config=cfg)
         return self._client
 

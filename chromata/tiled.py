@@ -5,7 +5,7 @@ path needs tens of bytes per pixel for its float intermediates. Here the image n
 
 1. ``analyse`` streams the source once (strip by strip or tile by tile, as the file stores it; an
    uncompressed file is read row band by row band), computing L* per band and keeping only a block-
-   averaged reduction (≤ ``REDUCED_SIDE`` px) for the model and the input checks.
+   averaged reduction (``color.reduce_lightness``) for the model and the input checks.
 2. The caller runs the model on that reduction, exactly as for any image.
 3. ``write_colorized`` streams the source a second time; each band's full-resolution L* is merged with
    the chroma upsampled for just those rows (the same bilinear mapping as ``cv2.resize``, so the result
@@ -16,12 +16,10 @@ Peak memory is a few bands (``BAND_ROWS`` rows) plus the chroma map widened to t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -30,7 +28,6 @@ from chromata.errors import ImageError
 
 BAND_ROWS = 256  # output tile height, and the rows processed at a time
 TILE_COLS = 256
-REDUCED_SIDE = 1024  # the reduction kept for the model and the input checks
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ class Layout:
 @dataclass
 class Analysis:
     layout: Layout
-    lightness: NDArray[np.float32]  # block-averaged L* (≤ REDUCED_SIDE px on the long side)
+    lightness: NDArray[np.float32]  # block-averaged L* (color.reduce_lightness)
     reasons: list[str]
     tone: inputchecks.Tone | None
 
@@ -148,41 +145,13 @@ def _bands(tif: Any, layout: Layout, max_segment_bytes: int) -> Iterator[NDArray
             yield np.ascontiguousarray(band[..., 2::-1])  # RGB(A) -> BGR
 
 
-class _Reducer:
-    """Block-average rows by an integer factor as bands stream past (columns with INTER_AREA)."""
-
-    def __init__(self, width: int, factor: int) -> None:
-        self.factor, self.out_w = factor, max(1, round(width / factor))
-        self.rows: list[NDArray[np.float32]] = []
-        self.carry: NDArray[np.float32] | None = None
-
-    def _emit(self, block_rows: NDArray[np.float32]) -> None:
-        self.rows.append(
-            np.asarray(cv2.resize(block_rows, (self.out_w, block_rows.shape[0]), interpolation=cv2.INTER_AREA))
-        )
-
-    def add(self, band: NDArray[np.float32]) -> None:
-        if self.carry is not None:
-            band = np.concatenate([self.carry, band])
-        n = band.shape[0] // self.factor * self.factor
-        if n:
-            self._emit(band[:n].reshape(n // self.factor, self.factor, *band.shape[1:]).mean(axis=1))
-        self.carry = band[n:].copy() if n < band.shape[0] else None
-
-    def result(self) -> NDArray[np.float32]:
-        if self.carry is not None:
-            self._emit(self.carry.mean(axis=0, keepdims=True))
-            self.carry = None
-        return np.concatenate(self.rows).astype(np.float32)
-
-
 def analyse(path: str, max_segment_bytes: int = 256 << 20) -> Analysis:
     """First pass: the layout, a reduced L* for the model, and the input checks (on the reduction)."""
     with _open(path) as tif:
         layout = _layout(tif)
-        factor = max(1, math.ceil(max(layout.width, layout.height) / REDUCED_SIDE))
-        light = _Reducer(layout.width, factor)
-        colour = _Reducer(layout.width, factor) if layout.samples == 3 else None
+        factor = color.reduction_factor(layout.width, layout.height)
+        light = color.BlockReducer(layout.width, factor)
+        colour = color.BlockReducer(layout.width, factor) if layout.samples == 3 else None
         for band in _bands(tif, layout, max_segment_bytes):
             light.add(lightness_band(band))
             if colour is not None:

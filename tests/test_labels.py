@@ -108,17 +108,24 @@ def _icc(space: bytes) -> bytes:
     return b"\x00" * 16 + space + b"\x00" * 108
 
 
-def test_only_an_rgb_icc_profile_is_carried_to_the_rgb_output():
-    assert is_rgb_icc(_icc(b"RGB ")) and not is_rgb_icc(_icc(b"GRAY"))
+def test_only_an_srgb_icc_profile_is_carried_to_the_rgb_output():
+    from PIL import ImageCms
+
+    from tests.hostile_corpus import adobe_rgb_icc
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert is_rgb_icc(srgb) and not is_rgb_icc(_icc(b"GRAY")) and not is_rgb_icc(adobe_rgb_icc())
     base = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))[1].tobytes()
 
-    def with_icc(space: bytes) -> bytes:
-        payload = ICC_JPEG_HEADER + b"\x01\x01" + _icc(space)
+    def with_icc(profile: bytes) -> bytes:
+        payload = ICC_JPEG_HEADER + b"\x01\x01" + profile
         seg = b"\xff\xe2" + (len(payload) + 2).to_bytes(2, "big") + payload
         return base[:2] + seg + base[2:]
 
-    assert [m for m, _ in source_metadata_jpeg(with_icc(b"RGB "))] == [0xE2]
-    assert source_metadata_jpeg(with_icc(b"GRAY")) == []  # a grey profile would mislabel RGB pixels
+    assert [m for m, _ in source_metadata_jpeg(with_icc(srgb))] == [0xE2]
+    assert source_metadata_jpeg(with_icc(_icc(b"GRAY"))) == []  # a grey profile would mislabel RGB pixels
+    # the pixels were converted from Adobe RGB to sRGB on decoding: the Adobe profile no longer describes them
+    assert source_metadata_jpeg(with_icc(adobe_rgb_icc())) == []
 
 
 def test_tiff_embedding_keeps_the_pixels():

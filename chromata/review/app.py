@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 
 from chromata import color
 from chromata.errors import ConfigError, StorageError
@@ -211,6 +212,16 @@ def create_app(settings: AppSettings) -> FastAPI:
             return JSONResponse({"detail": "login required"}, status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> Response:
+        """The database went away and a fresh connection failed too (pool_pre_ping already replaced the
+        stale one): nothing was saved. Say so, so the curator retries, rather than a bare 500."""
+        log.warning("review database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        message = "The review database is unavailable; your decision was NOT saved. Please try again in a moment."
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "5"})
+        return HTMLResponse(f"<h1>Temporarily unavailable</h1><p>{message}</p>", 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:

@@ -1,0 +1,161 @@
+"""Faults injected for real, each followed by an exactly-once check: S3 errors and timeouts (a fault proxy in
+front of moto's server), a destination that stops accepting writes mid-run, a Ray actor killed mid-shard."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from chromata.manifest import read_manifest
+from chromata.storage import S3_MAX_ATTEMPTS, S3Storage
+from tests.conftest import gradient_gray
+from tests.faultproxy import FaultProxy
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def short_s3_timeouts():
+    """Set before the module's Ray starts, so its workers inherit it: a stalled request times out in 1 s."""
+    old = os.environ.get("CHROMATA_S3_TIMEOUT")
+    os.environ["CHROMATA_S3_TIMEOUT"] = "1"
+    yield
+    if old is None:
+        os.environ.pop("CHROMATA_S3_TIMEOUT", None)
+    else:
+        os.environ["CHROMATA_S3_TIMEOUT"] = old
+
+
+def _upload_scans(s3, bucket: str, prefix: str, n: int) -> list[str]:
+    s3.create_bucket(Bucket=bucket)
+    keys = []
+    for i in range(n):
+        img = np.roll(gradient_gray(72, 96), 7 * i, axis=1)
+        key = f"{prefix}/scan-{i:03d}.jpg"
+        s3.put_object(Bucket=bucket, Key=key, Body=cv2.imencode(".jpg", img)[1].tobytes())
+        keys.append(key.split("/", 1)[1])
+    return keys
+
+
+def _rows(moto_endpoint: str, bucket: str, prefix: str):  # type: ignore[no-untyped-def]
+    """The manifest as committed, read straight from moto (not through the proxy)."""
+    return read_manifest(S3Storage(bucket, prefix, moto_endpoint)).to_pylist()
+
+
+def _run(proxy_url: str, tmp_path, src: str, dst: str, *extra: str):  # type: ignore[no-untyped-def]
+    from chromata.cli import app
+
+    args = ["run", src, "--out", dst, "--endpoint-url", proxy_url, "--shard-size", "3"]
+    args += ["--review-db", f"sqlite:///{tmp_path / 'q.sqlite'}", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_s3_faults_are_retried_in_one_layer_and_a_dead_object_is_a_row(
+    moto_endpoint, s3, tmp_path, ray_local, prefect_harness
+):
+    keys = _upload_scans(s3, "flaky-src", "coll", 14)
+    s3.put_object(
+        Bucket="flaky-src", Key="coll/unreadable.jpg", Body=cv2.imencode(".jpg", gradient_gray())[1].tobytes()
+    )
+    s3.create_bucket(Bucket="flaky-dst")
+    with FaultProxy(moto_endpoint, fail_rate=0.06, seed=11, stall_seconds=2.5) as proxy:
+        proxy.poisoned.add("/flaky-src/coll/unreadable.jpg")
+        result = _run(proxy.url, tmp_path, "s3://flaky-src/coll/", "s3://flaky-dst/coll/")
+    assert result.exit_code == 3, result.output  # completed; one image failed
+    rows = _rows(moto_endpoint, "flaky-dst", "coll")
+    count = Counter(r["source_key"] for r in rows)
+    assert sorted(count) == sorted([*keys, "unreadable.jpg"]) and set(count.values()) == {1}  # exactly once
+    by_key = {r["source_key"]: r for r in rows}
+    assert all(by_key[k]["status"] == "ok" for k in keys)
+    dead = by_key["unreadable.jpg"]
+    assert dead["status"] == "failed" and dead["error"].startswith("read_error:") and "InternalError" in dead["error"]
+    for k in keys:  # every output is really there
+        s3.head_object(Bucket="flaky-dst", Key=f"coll/{k}")
+    # faults of every kind were injected, and each request was retried by botocore alone
+    assert sum(proxy.injected.values()) - proxy.injected["poisoned"] >= 5, proxy.injected
+    assert {"500", "503"} & set(proxy.injected) and {"drop", "stall"} & set(proxy.injected), proxy.injected
+    dead_gets = {req: n for req, n in proxy.requests.items() if "unreadable.jpg" in req}
+    assert dead_gets == {"GET /flaky-src/coll/unreadable.jpg": S3_MAX_ATTEMPTS}, dead_gets  # not x Ray x Prefect
+    assert max(n for req, n in proxy.requests.items() if "/scan-" in req) <= S3_MAX_ATTEMPTS
+
+
+def test_destination_unwritable_mid_run_stops_cleanly_and_resumes(
+    moto_endpoint, s3, tmp_path, ray_local, prefect_harness
+):
+    keys = _upload_scans(s3, "deny-src", "coll", 12)
+    s3.create_bucket(Bucket="deny-dst")
+    with FaultProxy(moto_endpoint, fail_rate=0.0) as proxy:
+
+        def revoke_after_first_commit() -> None:  # the bucket policy changes while the run is going
+            for _ in range(600):
+                listed = s3.list_objects_v2(Bucket="deny-dst", Prefix="coll/_chromata/manifest/")
+                if listed.get("KeyCount", 0):
+                    proxy.deny_writes = True
+                    return
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=revoke_after_first_commit)
+        watcher.start()
+        first = _run(proxy.url, tmp_path, "s3://deny-src/coll/", "s3://deny-dst/coll/", "--batch-size", "1")
+        watcher.join()
+        assert proxy.deny_writes and proxy.injected["403"] >= 1
+        assert first.exit_code != 0
+        message = str(first.exception)
+        assert "\n" not in message and "AccessDenied" in message and "run it again to resume" in message
+        committed = _rows(moto_endpoint, "deny-dst", "coll")
+        assert 0 < len(committed) < len(keys)  # stopped part-way, what was committed is kept
+
+        proxy.deny_writes = False  # access restored
+        second = _run(proxy.url, tmp_path, "s3://deny-src/coll/", "s3://deny-dst/coll/")
+    assert second.exit_code == 0, second.output
+    rows = _rows(moto_endpoint, "deny-dst", "coll")
+    count = Counter(r["source_key"] for r in rows)
+    assert sorted(count) == sorted(keys) and set(count.values()) == {1}
+    assert all(r["status"] == "ok" for r in rows)
+    assert {r["source_key"] for r in committed} <= set(count)  # the first run's rows were not redone
+
+
+def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
+    """ray.kill one colorizer actor while it works on a shard: Ray restarts it and re-runs that shard
+    (max_restarts, max_task_retries); every image comes back exactly once, every output is written."""
+    import ray
+
+    from chromata.actors.colorizer import ColorizerPool
+    from chromata.config import build_config
+    from chromata.pipeline import make_shards
+    from chromata.storage import LocalStorage
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(24):
+        cv2.imwrite(str(src / f"s{i:02d}.png"), np.roll(gradient_gray(400, 520), 9 * i, axis=1))
+    cfg = build_config(source=str(src), destination=str(tmp_path / "out"), workers=2, batch_size=2)
+    pool = ColorizerPool(cfg)
+    killed: list[str] = []
+
+    def kill_one_busy_actor() -> None:
+        time.sleep(1.0)  # both actors are inside their first shard by now
+        ray.kill(pool.actors[0], no_restart=False)
+        killed.append("yes")
+
+    try:
+        killer = threading.Thread(target=kill_one_busy_actor)
+        killer.start()
+        shards = list(make_shards(LocalStorage(src).list(), 6))
+        results = list(pool.run(iter(shards), "run-kill"))
+        killer.join()
+    finally:
+        pool.shutdown()
+    assert killed
+    assert sorted(r.shard_id for r in results) == sorted(s.shard_id for s in shards)
+    count = Counter(rec.source_key for r in results for rec in r.records)
+    assert len(count) == 24 and set(count.values()) == {1}
+    assert all(rec.status == "ok" for r in results for rec in r.records)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png") == sorted(count)
