@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -139,6 +140,18 @@ class RunConfig(BaseModel):
     def _device(cls, v: str) -> str:
         if not re.match(r"^(auto|cpu|cuda(:\d+)?)$", v):
             raise ValueError(f"unknown device {v!r}: use auto, cpu, cuda or cuda:N")
+        return v
+
+    @field_validator("review_db", "endpoint_url", "ray_address", "review_url", "iiif_base_url")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        """Secrets come from the environment or a secret manager, never from the run config: the config is
+        recorded (Prefect parameters, logs, run reports), so a password in a URL would be too."""
+        if v and urlsplit(v).password:
+            raise ValueError(
+                "must not contain a password: give it in the environment (PGPASSWORD or ~/.pgpass for "
+                "PostgreSQL, AWS_* variables or an instance role for S3) or a secret manager"
+            )
         return v
 
     @model_validator(mode="after")

@@ -177,11 +177,14 @@ def check_complete(data: bytes, fmt: str) -> None:
             raise ImageError("truncated", f"TIFF directory at byte {first_ifd:,} but the file ends at {len(data):,}")
         if fmt != "TIFF":
             return  # a directory that does not parse: the decoder reports it
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            end = max(
-                (int(o) + int(n) for p in tif.pages for o, n in zip(p.dataoffsets, p.databytecounts, strict=True)),
-                default=0,
-            )
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                pages = [(p.dataoffsets, p.databytecounts) for p in tif.pages]
+        except Exception as exc:  # found by fuzzing: malformed directories raise all sorts of errors
+            raise ImageError("decode_error", f"malformed TIFF: {type(exc).__name__}: {exc}") from exc
+        if any(len(offsets) != len(counts) for offsets, counts in pages):
+            raise ImageError("decode_error", "malformed TIFF: strip offsets and byte counts do not match")
+        end = max((int(o) + int(n) for offs, counts in pages for o, n in zip(offs, counts, strict=True)), default=0)
         if end > len(data):
             raise ImageError("truncated", f"TIFF data runs to byte {end:,} but the file ends at {len(data):,}")
 

@@ -388,3 +388,50 @@ def test_metrics_endpoint_needs_its_token_and_counts_decisions(queue, colorized)
     assert 'chromata_review_decisions_total{curator="ada",decision="approve"}' in text
     assert 'chromata_http_request_seconds_count{method="POST",route="/items/{item_id}/decision",status="303"}' in text
     assert 'chromata_review_queue_items{collection="plates"' in text
+
+
+def _pg_admin(sql: str, *params: object) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as admin:
+        cur = admin.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+def _drop_connections(name: str) -> int:
+    """What a PostgreSQL restart or failover does to the app's pooled connections: every one is cut."""
+    sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    return len(_pg_admin(sql, name))
+
+
+def test_postgres_connection_drop_loses_no_decision(pg_url, colorized):
+    """Connections cut between a curator's page load and their decision: the pool replaces the dead
+    connection (pre-ping) and the decision is recorded. While the server refuses connections (as during
+    a restart) the curator gets a 503 saying nothing was saved, and the retry afterwards is recorded."""
+    name = pg_url.rsplit("/", 1)[1]
+    q = ReviewQueue(pg_url)
+    q.enqueue(colorized[1], collection="plates")
+    q.add_user("ada", PASSWORD, "curator")
+    client = TestClient(_app(q, colorized[0]), follow_redirects=False)
+    _login(client)
+    first = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+    token = _csrf(client)
+    assert _drop_connections(name) >= 1  # the app's pooled connections are gone
+    done = client.post(f"/items/{first}/decision", data={"decision": "approve", "csrf_token": token})
+    assert done.status_code == 303
+
+    second = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+    _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    try:
+        _drop_connections(name)
+        down = client.post(f"/items/{second}/decision", data={"decision": "reject", "csrf_token": token})
+        assert down.status_code == 503 and "NOT saved" in down.text and down.headers["retry-after"] == "5"
+        api = client.post(f"/api/items/{second}/decision", json={"decision": "reject"}, headers={"X-CSRF-Token": token})
+        assert api.status_code == 503 and "NOT saved" in api.json()["detail"]
+    finally:
+        _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    again = client.post(f"/items/{second}/decision", data={"decision": "reject", "csrf_token": token})
+    assert again.status_code == 303
+    log = [(d["item_id"], d["decision"]) for d in q.decisions()]
+    assert log == [(first, "approve"), (second, "reject")]  # each decision once: none lost, none doubled
+    q.close()

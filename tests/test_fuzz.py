@@ -1,0 +1,38 @@
+"""A short, bounded atheris run of the decode/validate path (tests/fuzz_decode.py) and the inputs fuzzing
+has found so far, kept as regression cases: each must decode or be refused with a reason, nothing else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chromata.errors import ImageError
+from chromata.imageio import decode
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("finding", sorted((HERE / "fuzz_findings").iterdir()), ids=lambda p: p.name)
+def test_fuzz_findings_are_refused_with_a_reason(finding):
+    try:
+        decode(finding.read_bytes(), 4_000_000)
+    except ImageError as exc:
+        assert exc.code in ("decode_error", "truncated", "too_large", "unsupported_format", "unsupported_depth")
+
+
+@pytest.mark.slow
+def test_bounded_fuzz_run_finds_nothing(tmp_path):
+    pytest.importorskip("atheris")
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "fuzz_decode.py"), "-runs=2000", "-max_len=8192", "-seed=1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done 2000 runs" in proc.stderr
+    assert not list(tmp_path.glob("crash-*"))
