@@ -124,13 +124,50 @@ def probe(data: bytes | str) -> Probe:
             m = _BOMB.search(str(exc))
             n = int(m.group(1)) if m else 0
             return Probe("", 0, 0, 1, n)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return Probe("", 0, 0)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, IndexError, EOFError):
+            return Probe("", 0, 0)  # IndexError: a malformed GIF (found by fuzzing)
+
+
+MAX_TIFF_PAGES = 10_000
+
+
+def _check_tiff_directories(fh: io.BufferedIOBase | io.BytesIO) -> None:
+    """Walk a TIFF's chain of directories (IFDs) before any library parses it: a chain that loops back on
+    itself made tifffile spin forever on a 544-byte file (found by fuzzing), so loops and absurd page
+    counts are refused here, at the cost of a few reads."""
+    fh.seek(0)
+    head = fh.read(16)
+    order = "<" if head[:2] == b"II" else ">"
+    big = head[2:4] in (b"\x2b\x00", b"\x00\x2b")  # BigTIFF: 8-byte offsets and counts
+    offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
+    count_fmt, entry, next_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+    seen: set[int] = set()
+    while offset:
+        if offset in seen:
+            raise ImageError("decode_error", "malformed TIFF: its chain of directories loops back on itself")
+        if len(seen) >= MAX_TIFF_PAGES:
+            raise ImageError("unsupported_format", f"TIFF with more than {MAX_TIFF_PAGES:,} pages")
+        seen.add(offset)
+        fh.seek(offset)
+        raw = fh.read(struct.calcsize(count_fmt))
+        if len(raw) < struct.calcsize(count_fmt):
+            return  # points past the end: the truncation check reports it
+        (entries,) = struct.unpack(order + count_fmt, raw)
+        fh.seek(offset + len(raw) + entries * entry)
+        raw = fh.read(struct.calcsize(next_fmt))
+        if len(raw) < struct.calcsize(next_fmt):
+            return
+        (offset,) = struct.unpack(order + next_fmt, raw)
 
 
 def _probe_tiff(data: bytes | str) -> Probe:
     import tifffile
 
+    if isinstance(data, bytes):
+        _check_tiff_directories(io.BytesIO(data))
+    else:
+        with open(data, "rb") as fh:
+            _check_tiff_directories(fh)
     try:
         with tifffile.TiffFile(io.BytesIO(data) if isinstance(data, bytes) else data) as tif:
             pages = [p for p in tif.pages if isinstance(p, tifffile.TiffPage) and not p.is_reduced]
@@ -162,13 +199,22 @@ def check_complete(data: bytes, fmt: str) -> None:
     """Refuse a file cut short (an interrupted copy or upload): decoders fill the missing part with grey and
     report nothing, which would put a half-grey scan into the archive. JPEG: the end-of-image marker after
     the last scan; PNG: the IEND chunk; TIFF: every strip or tile inside the file."""
-    if fmt == "JPEG":
+    if fmt == "JPEG" or data[:2] == b"\xff\xd8":  # by signature too: a header Pillow rejects still reaches OpenCV
         sos = data.rfind(b"\xff\xda")
         if data.find(b"\xff\xd9", max(sos, 0)) < 0:
             raise ImageError("truncated", f"JPEG ends after {len(data):,} bytes without its end-of-image marker")
-    elif fmt == "PNG":
-        if data.rfind(b"IEND") < 0:
-            raise ImageError("truncated", f"PNG ends after {len(data):,} bytes without its IEND chunk")
+    elif fmt == "PNG" or data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos = 8
+        while pos + 8 <= len(data):  # chunk lengths before OpenCV sees them: it allocates what they declare
+            length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+            if pos + 12 + length > len(data):  # a 103-byte PNG declaring a 4 GB IDAT (found by fuzzing)
+                raise ImageError(
+                    "truncated", f"PNG chunk {kind.decode('latin-1')!r} declares {length:,} bytes; the file ends first"
+                )
+            if kind == b"IEND":
+                return
+            pos += 12 + length
+        raise ImageError("truncated", f"PNG ends after {len(data):,} bytes without its IEND chunk")
     elif data[:4] in (b"II*\x00", b"MM\x00*"):  # classic TIFF (its directory is often at the end)
         import tifffile
 

@@ -3,6 +3,7 @@ has found so far, kept as regression cases: each must decode or be refused with 
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,14 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.mark.parametrize("finding", sorted((HERE / "fuzz_findings").iterdir()), ids=lambda p: p.name)
 def test_fuzz_findings_are_refused_with_a_reason(finding):
+    """Quickly (a directory loop hung tifffile), and without a big allocation (a 103-byte PNG made OpenCV
+    allocate 4 GB): the global test timeout and the peak-RSS check catch a regression."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         decode(finding.read_bytes(), 4_000_000)
     except ImageError as exc:
         assert exc.code in ("decode_error", "truncated", "too_large", "unsupported_format", "unsupported_depth")
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024 < 256  # MiB
 
 
 @pytest.mark.slow
