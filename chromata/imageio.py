@@ -139,6 +139,8 @@ def _check_tiff_directories(fh: io.BufferedIOBase | io.BytesIO) -> None:
     head = fh.read(16)
     order = "<" if head[:2] == b"II" else ">"
     big = head[2:4] in (b"\x2b\x00", b"\x00\x2b")  # BigTIFF: 8-byte offsets and counts
+    if len(head) < (16 if big else 8):
+        raise ImageError("truncated", f"TIFF header cut short after {len(head)} bytes")
     offset = struct.unpack(order + ("Q" if big else "I"), head[8:16] if big else head[4:8])[0]
     count_fmt, entry, next_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
     seen: set[int] = set()
