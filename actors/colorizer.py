@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,6 +21,9 @@ from chromata.metrics import METRICS
 from chromata.pipeline import Shard, ShardProcessor, ShardResult
 
 log = logging.getLogger(__name__)
+
+SHARD_ATTEMPTS = 3  # a shard is run at most this often when the actors running it are lost
+ACTOR_RECOVERY_SECONDS = 120.0
 
 
 @ray.remote(max_restarts=2, max_task_retries=2)
@@ -38,6 +42,7 @@ class ColorizerActor:
     def info(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "device": self.processor.model.device,
             "model_id": id(self.processor.model),
             "shards_done": self.shards_done,
@@ -77,27 +82,56 @@ class ColorizerPool:
         opts = actor_resources(cfg.workers)
         if opts["num_gpus"] == 0 and cfg.device.startswith("cuda"):
             raise RuntimeError("device=cuda was requested but the Ray cluster has no GPUs")
-        self.actors = [ColorizerActor.options(**opts).remote(cfg) for _ in range(cfg.workers)]  # type: ignore[attr-defined]
+        self.cfg = cfg
+        # SPREAD: actors on as many nodes as possible, so a lost node takes as few of them as possible
+        self.options = {**opts, "scheduling_strategy": "SPREAD"}
+        self.actors = [self._start() for _ in range(cfg.workers)]
         self.queued = METRICS.pool_queue.labels(cfg.collection_name)
         log.info("started %d colorizer actors with %s", len(self.actors), opts)
 
+    def _start(self) -> Any:
+        return ColorizerActor.options(**self.options).remote(self.cfg)  # type: ignore[attr-defined]
+
+    def _recovered(self, actor: Any) -> Any:
+        """The actor back from a restart (Ray restarts it on a surviving node), or a fresh one in its place
+        when it is gone for good. Waits for it to answer, so the shard resubmitted to it is not lost again
+        while it is still starting (a lost node fails calls within a second, faster than a restart)."""
+        deadline = time.monotonic() + ACTOR_RECOVERY_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                ray.get(actor.info.remote(), timeout=30)
+                return actor
+            except ray.exceptions.ActorDiedError:
+                break  # out of restarts
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                time.sleep(1.0)
+        fresh = self._start()
+        self.actors = [fresh if a is actor else a for a in self.actors]
+        return fresh
+
     def run(self, shards: Iterable[Shard], run_id: str) -> Iterator[ShardResult]:
+        """Results as shards complete, every actor kept busy. A shard whose actor was lost (its node died,
+        or Ray's own task retries ran out while it restarted) is run again, up to ``SHARD_ATTEMPTS`` times:
+        outputs have deterministic keys and the manifest fragment is written by the driver afterwards, so
+        a re-run overwrites, never duplicates."""
         todo = iter(shards)
-        in_flight: dict[Any, Any] = {}
+        again: list[Shard] = []
+        attempts: dict[str, int] = {}
+        in_flight: dict[Any, tuple[Any, Shard]] = {}
         idle = list(self.actors)
         while True:
             while idle:
-                shard = next(todo, None)
+                shard = again.pop() if again else next(todo, None)
                 if shard is None:
                     break
                 actor = idle.pop()
-                in_flight[actor.process.remote(shard, run_id)] = actor
+                in_flight[actor.process.remote(shard, run_id)] = (actor, shard)
             self.queued.set(len(in_flight))
             if not in_flight:
                 return
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
-                idle.append(in_flight.pop(ref))
+                actor, shard = in_flight.pop(ref)
                 self.queued.set(len(in_flight))
                 try:
                     result = ray.get(ref)
@@ -107,6 +141,15 @@ class ColorizerPool:
                             f"{exc.cause}; the run stopped, committed shards are kept: run it again to resume"
                         ) from None
                     raise
+                except ray.exceptions.RayActorError as exc:
+                    attempts[shard.shard_id] = attempts.get(shard.shard_id, 0) + 1
+                    if attempts[shard.shard_id] >= SHARD_ATTEMPTS:
+                        raise
+                    log.warning("shard %s lost with its actor (%s); running it again", shard.shard_id, exc)
+                    again.append(shard)
+                    idle.append(self._recovered(actor))
+                    continue
+                idle.append(actor)
                 yield result
 
     def info(self) -> list[dict[str, Any]]:

@@ -186,11 +186,43 @@ def merge_chroma(lightness: F32, ab_lowres: F32) -> F32:
     The predicted chroma is upsampled to the original size; the original L is used untouched, so all
     luminance detail of the scan is kept (only chroma is low-pass, as in JPEG's chroma subsampling).
     """
+    return _linear_to_srgb(_merge_linear(lightness, ab_lowres))
+
+
+def _merge_linear(lightness: F32, ab_lowres: F32) -> F32:
+    """Full-resolution L* and upsampled ab -> linear-light BGR (float32, not yet clipped)."""
     h, w = lightness.shape
     a, b = cv2.split(resize_ab(ab_lowres, w, h))
     fy = (lightness.astype(np.float32, copy=False) + np.float32(16.0)) / np.float32(116.0)
     xyz = cv2.merge([_f_inv(fy + a / np.float32(500.0)), _f_inv(fy.copy()), _f_inv(fy - b / np.float32(200.0))])
-    return _linear_to_srgb(np.asarray(cv2.transform(xyz, _XYZN_INV[::-1].copy()), dtype=np.float32))
+    return np.asarray(cv2.transform(xyz, _XYZN_INV[::-1].copy()), dtype=np.float32)
+
+
+LINEAR_STEPS = 65535  # linear-light resolution of the 8-bit companding table
+
+
+@lru_cache(maxsize=1)
+def _srgb8_lut() -> NDArray[np.uint8]:
+    """Linear light quantised to 1/65535 -> 8-bit sRGB. At that resolution a table entry moves the 8-bit
+    output by at most 0.05 of a level (the steepest part of the sRGB curve, near black), so the result
+    equals companding every pixel exactly to within one level (rounding at a level's boundary)."""
+    lin = np.arange(LINEAR_STEPS + 1, dtype=np.float32) / np.float32(LINEAR_STEPS)
+    out: NDArray[np.uint8] = from_unit_float(_linear_to_srgb(lin), np.uint8)
+    return out
+
+
+def merge_chroma_to(lightness: F32, ab_lowres: F32, dtype: np.dtype[Any] | type) -> NDArray[Any]:
+    """``merge_chroma`` quantised to ``dtype``. For 8-bit outputs the sRGB companding (a power per
+    sample, most of the merge's time) is a table look-up on linear light; 16-bit outputs take the exact
+    path, so the scan's L* survives to the last bit of its samples."""
+    if np.dtype(dtype) != np.uint8:
+        return from_unit_float(merge_chroma(lightness, ab_lowres), dtype)
+    lin = _merge_linear(lightness, ab_lowres)
+    np.clip(lin, 0.0, 1.0, out=lin)
+    lin *= np.float32(LINEAR_STEPS)
+    lin += np.float32(0.5)
+    out: NDArray[np.uint8] = _srgb8_lut()[lin.astype(np.uint16)]
+    return out
 
 
 def colourfulness(bgr: F32) -> float:

@@ -237,11 +237,12 @@ def check_complete(data: bytes, fmt: str) -> None:
             raise ImageError("truncated", f"TIFF data runs to byte {end:,} but the file ends at {len(data):,}")
 
 
-def decode(data: bytes, max_pixels: int) -> DecodedImage:
-    """Decode an image file's bytes. Raises ImageError with a reason code for anything unusable."""
+def decode(data: bytes, max_pixels: int, info: Probe | None = None) -> DecodedImage:
+    """Decode an image file's bytes (``info``: its ``probe``, when the caller has it). Raises ImageError
+    with a reason code for anything unusable."""
     if not data:
         raise ImageError("empty_file", "the file has zero bytes")
-    info = probe(data)
+    info = info or probe(data)
     check_pixel_limit(info, max_pixels)
     if info.format == "GIF" and info.frames > 1:
         raise ImageError(

@@ -309,25 +309,28 @@ class ShardProcessor:
             sha = hashlib.sha256(data).hexdigest()
             info = probe(data)
             check_pixel_limit(info, self.cfg.max_pixels)  # before a single pixel is decoded
-            if is_tiff and info.frames > 1:
-                return _MultiPage(obj, started, sha, data)
             if info.pixels > self.in_memory_pixels:
-                if info.format == "TIFF":
+                if info.format == "TIFF" and info.frames == 1:
                     return _Huge(obj, started, sha, data)
                 need = info.pixels * IN_MEMORY_BYTES_PER_PIXEL / 2**30
+                pages = f" x {info.frames} pages" if info.frames > 1 else ""
+                advice = "split its pages" if info.frames > 1 else "save it as TIFF (processed in tiles)"
                 raise ImageError(
                     "too_large",
-                    f"{info.width}x{info.height} needs about {need:.1f} GiB to colorize in memory, over this "
-                    f"worker's memory budget of {self.cfg.memory_budget_mb} MiB; save it as TIFF (processed in "
-                    "tiles) or raise memory_budget_mb",
+                    f"{info.width}x{info.height}{pages} needs about {need:.1f} GiB to colorize in memory, over "
+                    f"this worker's memory budget of {self.cfg.memory_budget_mb} MiB; {advice} or raise "
+                    "memory_budget_mb",
                 )
-            image = decode(data, self.cfg.max_pixels)
+            if is_tiff and info.frames > 1:
+                return _MultiPage(obj, started, sha, data)
+            image = decode(data, self.cfg.max_pixels, info)
             tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
             if tone is not None and tone.kind == "colour":
                 return obj, started, sha, ImageError("already_colour", "the source already has colour")
             lightness = lightness_of(image.pixels)
-            work = color.working_lightness(lightness, self.model.input_size)
-            reasons = inputchecks.input_reasons(lightness, image.width, image.height, tone)
+            small = color.reduce_lightness(lightness)  # ≤ 1024 px: all the model and the checks need
+            work = color.working_lightness(small, self.model.input_size)
+            reasons = inputchecks.input_reasons(small, image.width, image.height, tone)
             if image.colour_space_note and image.colour_space_note.startswith("not sRGB"):
                 reasons.append("icc_not_srgb")
             return _Prepared(obj, started, sha, image, lightness, work, reasons, data)
@@ -339,8 +342,7 @@ class ShardProcessor:
     def _finish(
         self, p: _Prepared, ab: np.ndarray, unc: np.ndarray, shard_id: str, run_id: str, stats: ShardStats
     ) -> ImageRecord:
-        bgr = color.merge_chroma(p.lightness, ab)
-        pixels = labels.visible_label(color.from_unit_float(bgr, p.image.pixels.dtype), self.cfg.label)
+        pixels = labels.visible_label(color.merge_chroma_to(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
         key = output_key(p.obj.key, self.cfg.output_format)
         ext = posixpath.splitext(key)[1].lower()
         report = confidence.score(unc, p.reasons, self.model.calibration)
@@ -423,7 +425,7 @@ class ShardProcessor:
                 np.stack([color.working_lightness(li, self.model.input_size) for li in lights])
             )
             outs = [
-                labels.visible_label(color.from_unit_float(color.merge_chroma(li, ab), page.dtype), self.cfg.label)
+                labels.visible_label(color.merge_chroma_to(li, ab, page.dtype), self.cfg.label)
                 for li, ab, page in zip(lights, pred.ab, pages, strict=True)
             ]
             report = confidence.score(pred.uncertainty[0], [], self.model.calibration)

@@ -213,8 +213,7 @@ def write_colorized(
             y = 0
             for band in _bands(tif, layout, max_segment_bytes):
                 rows = band.shape[0]
-                bgr = color.merge_chroma(lightness_band(band), _chroma_rows(ab_wide, h, y, rows))
-                out = color.from_unit_float(bgr, layout.dtype)
+                out = color.merge_chroma_to(lightness_band(band), _chroma_rows(ab_wide, h, y, rows), layout.dtype)
                 if label == "corner":
                     out = labels.label_corner_rows(out, y, h)
                 yield out[..., ::-1]

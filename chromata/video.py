@@ -101,7 +101,7 @@ def colorize_video(
                     smoothed = ab
                 prev_ab, prev_work = smoothed, work
                 uncertainties.append(float(unc.mean()))
-                bgr = color.from_unit_float(color.merge_chroma(light, smoothed), np.uint8)
+                bgr = color.merge_chroma_to(light, smoothed, np.uint8)
                 if writer is None:
                     size = (bgr.shape[1], bgr.shape[0])
                     fourcc = cv2.VideoWriter.fourcc(*FOURCC.get(ext, "mp4v"))

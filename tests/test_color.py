@@ -38,6 +38,23 @@ def test_16bit_precision_survives_merge():
     assert len(np.unique(out[..., 1])) > 256  # more levels than 8 bits could hold
 
 
+def test_8bit_merge_by_table_equals_exact_companding():
+    """The 8-bit output path (linear light -> sRGB by look-up table) is the exact path to within one level,
+    grey stays grey, and 16-bit outputs take the exact path unchanged."""
+    rng = np.random.default_rng(3)
+    lightness = rng.uniform(0, 100, (90, 130)).astype(np.float32)
+    for spread in (0.0, 10.0, 60.0):  # none, moderate and out-of-gamut chroma
+        ab = rng.normal(0, spread, (8, 8, 2)).astype(np.float32)
+        exact = color.from_unit_float(color.merge_chroma(lightness, ab), np.uint8)
+        table = color.merge_chroma_to(lightness, ab, np.uint8)
+        assert table.dtype == np.uint8 and np.abs(table.astype(int) - exact.astype(int)).max() <= 1
+    grey = color.merge_chroma_to(lightness, np.zeros((4, 4, 2), np.float32), np.uint8)
+    assert np.abs(grey.astype(int) - grey[..., :1].astype(int)).max() <= 1
+    ab = rng.normal(0, 20, (8, 8, 2)).astype(np.float32)
+    exact16 = color.from_unit_float(color.merge_chroma(lightness, ab), np.uint16)
+    assert np.array_equal(color.merge_chroma_to(lightness, ab, np.uint16), exact16)
+
+
 @pytest.mark.parametrize(
     ("lab1", "lab2", "expected"),
     [  # Sharma, Wu & Dalal (2005), Table 1, pairs 1-3
