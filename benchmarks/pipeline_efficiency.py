@@ -3,7 +3,8 @@
 * model-only bound: the same model and batch size on working-resolution L tensors already in memory;
 * pipeline: ``ShardProcessor.process`` — read, decode, L*, model, full-resolution merge, encode, write,
   with decode/encode threads around the model (what each Ray actor runs);
-* naive loop: ``for f in files: read → decode → colorize (batch 1) → encode → write``, sequential.
+* naive loop: ``for f in files: read → decode → colorize (batch 1) → encode → write``, sequential, with
+  the same building blocks (L* by table, the same merge), the model on all the threads.
 
     python benchmarks/pipeline_efficiency.py --images 24 --megapixels 1 4 --batch-size 8
 """
@@ -79,7 +80,7 @@ def main() -> dict[str, object]:
     from chromata import color
     from chromata.config import build_config
     from chromata.imageio import EncodeOptions, decode, encode
-    from chromata.pipeline import ShardProcessor, make_shards
+    from chromata.pipeline import ShardProcessor, lightness_of, make_shards
     from chromata.storage import LocalStorage
 
     torch.set_num_threads(args.threads)
@@ -133,9 +134,9 @@ def main() -> dict[str, object]:
         t = time.perf_counter()
         for f in files:
             img = decode(f.read_bytes(), 10**9)
-            lightness = color.gray_to_lightness(color.to_unit_float(img.pixels))
+            lightness = lightness_of(img.pixels)  # the same building blocks as the pipeline's
             pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
-            out = color.from_unit_float(color.merge_chroma(lightness, pred.ab[0]), np.uint8)
+            out = color.merge_chroma_to(lightness, pred.ab[0], np.uint8)
             (naive_dst / f.name).write_bytes(encode(out, ".jpg", EncodeOptions()))
         naive = len(files) / (time.perf_counter() - t)
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -45,6 +46,17 @@ def test_entropy_bounds():
     peaked = torch.full((1, NUM_BINS, 1, 1), -50.0)
     peaked[0, 0] = 50.0
     assert float(normalised_entropy(peaked)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fused_decoding_equals_annealed_mean_and_entropy():
+    from chromata.models.ab_bins import annealed_mean, decode_distribution, normalised_entropy
+
+    logits = torch.randn(2, 529, 6, 5) * 4
+    kept = logits.clone()
+    ab, unc = decode_distribution(logits, 0.38)
+    assert torch.equal(logits, kept)  # the caller's logits are not modified
+    assert torch.allclose(ab, annealed_mean(logits, 0.38), atol=1e-3)
+    assert torch.allclose(unc, normalised_entropy(logits), atol=1e-5)
 
 
 def test_rebalancing_boosts_rare_colours():
@@ -116,3 +128,22 @@ def test_gpu_prediction_matches_cpu():
     gpu = load_colorizer("builtin", device="cuda").predict_ab(x)
     assert np.abs(cpu.ab - gpu.ab).max() < 1.0
     assert np.abs(cpu.uncertainty - gpu.uncertainty).max() < 0.01
+
+
+def test_cpu_inference_graph_equals_eager_for_any_batch():
+    """The frozen TorchScript graph used on CPUs gives the eager network's predictions, at every batch size."""
+    from chromata.models import load_colorizer
+
+    model = load_colorizer("builtin", device="cpu")
+    rng = np.random.default_rng(0)
+    for batch in (1, 3, 8):
+        light = rng.uniform(0, 100, (batch, model.input_size, model.input_size)).astype(np.float32)
+        fast = model.predict_ab(light)
+        assert model._frozen is not None and model._frozen is not model.net
+        os.environ["CHROMATA_EAGER"] = "1"
+        try:
+            eager = model.predict_ab(light)
+        finally:
+            del os.environ["CHROMATA_EAGER"]
+        assert np.abs(fast.ab - eager.ab).max() < 1e-2
+        assert np.abs(fast.uncertainty - eager.uncertainty).max() < 1e-4
