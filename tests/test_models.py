@@ -139,7 +139,7 @@ def test_cpu_inference_graph_equals_eager_for_any_batch():
     for batch in (1, 3, 8):
         light = rng.uniform(0, 100, (batch, model.input_size, model.input_size)).astype(np.float32)
         fast = model.predict_ab(light)
-        assert model._frozen is not None and model._frozen is not model.net
+        assert model.forward.graph is not None and model.forward.graph is not model.net
         os.environ["CHROMATA_EAGER"] = "1"
         try:
             eager = model.predict_ab(light)

@@ -82,11 +82,14 @@ def normalised_entropy(logits: torch.Tensor) -> torch.Tensor:
     return ent / math.log(logits.shape[1])
 
 
-def decode_distribution(logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_distribution(
+    logits: torch.Tensor, temperature: float, centers: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``annealed_mean`` and ``normalised_entropy`` together, for inference: one max, two exponentials
     and a batched matrix product over the Q bins instead of softmax, log-softmax, exp and einsum
     (2.3x faster on a CPU; the same values to float rounding). Overwrites nothing the caller keeps:
-    works on its own shifted copy of ``logits``. Returns ((N, 2, H, W) ab, (N, H, W) uncertainty)."""
+    works on its own shifted copy of ``logits``. ``centers``: the (Q, 2) ab of the bins (default: this
+    package's 529). Returns ((N, 2, H, W) ab, (N, H, W) uncertainty)."""
     n, q, h, w = logits.shape
     z = logits - logits.amax(dim=1, keepdim=True)  # log-sum-exp stabilised
     e = torch.exp(z)
@@ -94,6 +97,6 @@ def decode_distribution(logits: torch.Tensor, temperature: float) -> tuple[torch
     # H = -sum p log p = log s - sum(p z), with p = e / s
     entropy = (torch.log(s) - e.mul_(z).sum(dim=1) / s) / math.log(q)
     e_t = torch.exp(z.mul_(1.0 / temperature))  # softmax(logits / T), unnormalised
-    centers = bin_centers().to(logits.device, logits.dtype)
+    centers = (bin_centers() if centers is None else centers).to(logits.device, logits.dtype)
     ab = torch.bmm(centers.t().expand(n, 2, q), e_t.reshape(n, q, h * w)).reshape(n, 2, h, w)
     return ab / e_t.sum(dim=1).unsqueeze(1), entropy

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from chromata.calibration import Calibration
-from chromata.models.ab_bins import normalised_entropy
-from chromata.models.base import F32, ChromaPrediction
+from chromata.models.ab_bins import decode_distribution, normalised_entropy
+from chromata.models.base import F32, ChromaPrediction, InferenceGraph
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class ZhangColorizer:
         self.input_size = input_size
         self.temperature = temperature
         self.calibration: Calibration | None = None
+        self.forward = InferenceGraph(self.net, input_size, device)
 
     @classmethod
     def load(cls, kind: str, path: Path, device: str = "cpu", temperature: float | None = None) -> ZhangColorizer:
@@ -171,13 +172,12 @@ class ZhangColorizer:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(lightness, dtype=np.float32)).unsqueeze(1).to(self.device)
             if isinstance(self.net, ECCV16Net):
-                logits = self.net(x).float()
-                probs = torch.softmax(logits / self.temperature, dim=1)
-                ab = torch.einsum("nqhw,qc->nchw", probs, self.net.bin_centres().to(probs))
+                logits = self.forward(x).float()
+                centres = self.net.bin_centres().to(logits)
+                ab, unc = decode_distribution(logits, self.temperature, centres)
             else:
-                ab, logits = self.net(x)
-                ab, logits = ab.float(), logits.float()
-            unc = normalised_entropy(logits)
+                ab, logits = self.forward(x)
+                ab, unc = ab.float(), normalised_entropy(logits.float())
             return ChromaPrediction(
                 ab=ab.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32),
                 uncertainty=unc.cpu().numpy().astype(np.float32),
