@@ -379,16 +379,32 @@ class ShardProcessor:
         heatmap = confidence.heatmap_png(unc, p.image.width, p.image.height)
         self._write_or_fail(hkey, heatmap, "image/png")
         stats.written_sizes.append(len(data) + len(heatmap))
+        output = (key, hashlib.sha256(data).hexdigest())
+        return self._ok(p.obj, p.started, p.sha256, output, hkey, report, shard_id, run_id, image=p.image)
+
+    def _ok(
+        self,
+        obj: ObjectInfo,
+        started: float,
+        sha: str | None,
+        output: tuple[str, str],  # (output key, its sha256)
+        heatmap_key_: str | None,
+        report: confidence.ConfidenceReport,
+        shard_id: str,
+        run_id: str,
+        image: DecodedImage | None = None,
+    ) -> ImageRecord:
+        """The row of an image colorized and written."""
         return self._record(
-            p.obj,
-            p.started,
+            obj,
+            started,
             "ok",
             shard_id=shard_id,
             run_id=run_id,
-            sha=p.sha256,
-            image=p.image,
-            output=(self.dest.uri(key), hashlib.sha256(data).hexdigest()),
-            heatmap=self.dest.uri(hkey),
+            sha=sha,
+            image=image,
+            output=(self.dest.uri(output[0]), output[1]),
+            heatmap=self.dest.uri(heatmap_key_) if heatmap_key_ else None,
             report=report,
         )
 
@@ -451,17 +467,8 @@ class ShardProcessor:
             self.dest.write_atomic(key, data, content_type="image/tiff")
             self.dest.write_atomic(hkey, heatmap, content_type="image/png")
             stats.written_sizes.append(len(data) + len(heatmap))  # (its read was counted by _prepare)
-            rec = self._record(
-                m.obj,
-                m.started,
-                "ok",
-                shard_id=shard_id,
-                run_id=run_id,
-                sha=m.sha256,
-                output=(self.dest.uri(key), hashlib.sha256(data).hexdigest()),
-                heatmap=self.dest.uri(hkey),
-                report=report,
-            )
+            output = (key, hashlib.sha256(data).hexdigest())
+            rec = self._ok(m.obj, m.started, m.sha256, output, hkey, report, shard_id, run_id)
             depth = 16 if pages[0].dtype == np.uint16 else 8
             return replace(rec, width=w, height=h, bit_depth=depth, frames=len(pages))
         except Exception as exc:
@@ -509,17 +516,7 @@ class ShardProcessor:
                 heatmap = confidence.heatmap_png(pred.uncertainty[0], layout.width, layout.height)
                 self._write_or_fail(hkey, heatmap, "image/png")
                 stats.written_sizes.append(out.stat().st_size + len(heatmap))
-            rec = self._record(
-                h.obj,
-                h.started,
-                "ok",
-                shard_id=shard_id,
-                run_id=run_id,
-                sha=sha,
-                output=(self.dest.uri(key), out_sha),
-                heatmap=self.dest.uri(hkey),
-                report=report,
-            )
+            rec = self._ok(h.obj, h.started, sha, (key, out_sha), hkey, report, shard_id, run_id)
             return replace(rec, width=layout.width, height=layout.height, bit_depth=layout.bit_depth)
         except KeyRefused as exc:
             return self._failure((h.obj, h.started, sha, exc), shard_id, run_id)
@@ -549,16 +546,8 @@ class ShardProcessor:
             self.dest.write_atomic(key, result.data, content_type=CONTENT_TYPES.get(ext))
             self.dest.write_atomic(key + ".xmp", labels.xmp_packet(prov), content_type="application/rdf+xml")
             stats.written_sizes.append(len(result.data))
-            rec = self._record(
-                obj,
-                started,
-                "ok",
-                shard_id=shard_id,
-                run_id=run_id,
-                sha=sha,
-                output=(self.dest.uri(key), hashlib.sha256(result.data).hexdigest()),
-                report=report,
-            )
+            output = (key, hashlib.sha256(result.data).hexdigest())
+            rec = self._ok(obj, started, sha, output, None, report, shard_id, run_id)
             return replace(rec, width=result.width, height=result.height, bit_depth=8, frames=result.frames)
         except Exception as exc:
             return self._failure((obj, started, sha, exc), shard_id, run_id)

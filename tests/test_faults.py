@@ -122,11 +122,9 @@ def test_destination_unwritable_mid_run_stops_cleanly_and_resumes(
     assert {r["source_key"] for r in committed} <= set(count)  # the first run's rows were not redone
 
 
-def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
-    """ray.kill one colorizer actor while it works on a shard: Ray restarts it and re-runs that shard
-    (max_restarts, max_task_retries); every image comes back exactly once, every output is written."""
-    import ray
-
+def run_pool_under_fault(tmp_path, fault):  # type: ignore[no-untyped-def]
+    """24 scans through a 2-actor ColorizerPool while ``fault(pool)`` runs in a thread 1-1.5 s in (both
+    actors inside a shard); asserts every shard and every image came back exactly once, all colorized."""
     from chromata.actors.colorizer import ColorizerPool
     from chromata.config import build_config
     from chromata.pipeline import make_shards
@@ -138,24 +136,31 @@ def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
         cv2.imwrite(str(src / f"s{i:02d}.png"), np.roll(gradient_gray(400, 520), 9 * i, axis=1))
     cfg = build_config(source=str(src), destination=str(tmp_path / "out"), workers=2, batch_size=2)
     pool = ColorizerPool(cfg)
-    killed: list[str] = []
-
-    def kill_one_busy_actor() -> None:
-        time.sleep(1.0)  # both actors are inside their first shard by now
-        ray.kill(pool.actors[0], no_restart=False)
-        killed.append("yes")
-
+    done: list[bool] = []
     try:
-        killer = threading.Thread(target=kill_one_busy_actor)
-        killer.start()
+        injector = threading.Thread(target=lambda: (fault(pool), done.append(True)))
+        injector.start()
         shards = list(make_shards(LocalStorage(src).list(), 6))
-        results = list(pool.run(iter(shards), "run-kill"))
-        killer.join()
+        results = list(pool.run(iter(shards), "run-fault"))
+        injector.join()
     finally:
         pool.shutdown()
-    assert killed
+    assert done
     assert sorted(r.shard_id for r in results) == sorted(s.shard_id for s in shards)
     count = Counter(rec.source_key for r in results for rec in r.records)
     assert len(count) == 24 and set(count.values()) == {1}
     assert all(rec.status == "ok" for r in results for rec in r.records)
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png") == sorted(count)
+    return results
+
+
+def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
+    """ray.kill one colorizer actor while it works on a shard: Ray restarts it and re-runs that shard
+    (max_restarts, max_task_retries); every image comes back exactly once, every output is written."""
+    import ray
+
+    def kill_one_busy_actor(pool) -> None:  # type: ignore[no-untyped-def]
+        time.sleep(1.0)
+        ray.kill(pool.actors[0], no_restart=False)
+
+    run_pool_under_fault(tmp_path, kill_one_busy_actor)
