@@ -171,3 +171,20 @@ def tifffile_bytes(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     tifffile.imwrite(buf, img, rowsperstrip=16)
     return buf.getvalue()
+
+
+def test_s3_key_too_long_for_a_local_destination_is_a_row_not_a_failed_shard(moto_endpoint, s3, tmp_path, model):
+    """S3 allows 1 024-byte keys; a local file name stops at 255 bytes. The image fails with unsafe_key,
+    its neighbour in the same shard is colorized, and no partial file is left behind."""
+    s3.create_bucket(Bucket="long-keys")
+    body = cv2.imencode(".jpg", np.tile(np.arange(0, 250, 2, np.uint8), (64, 1)))[1].tobytes()
+    long_name = "scan-" + "x" * 300 + ".jpg"
+    s3.put_object(Bucket="long-keys", Key=f"c/{long_name}", Body=body)
+    s3.put_object(Bucket="long-keys", Key="c/short.jpg", Body=body)
+    cfg = build_config(source="s3://long-keys/c/", destination=str(tmp_path / "out"), endpoint_url=moto_endpoint)
+    objs = list(S3Storage("long-keys", "c", moto_endpoint).list())
+    rows = {r.source_key: r for r in ShardProcessor(cfg, model=model).process(next(make_shards(objs, 10)), "r").records}
+    assert rows[long_name].status == "failed" and rows[long_name].error.startswith("unsafe_key:")
+    assert "File name too long" in rows[long_name].error
+    assert rows["short.jpg"].status == "ok"
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp-")]
