@@ -173,23 +173,6 @@ def lightness_band(band: NDArray[Any]) -> NDArray[np.float32]:
     return color.grey_pixels_to_lightness(band)
 
 
-def _chroma_rows(ab_wide: NDArray[np.float32], height: int, y0: int, rows: int) -> NDArray[np.float32]:
-    """Rows ``y0 … y0+rows`` of the chroma map resized to ``height`` rows, by the same bilinear mapping
-    as ``cv2.resize(INTER_LINEAR)``; ``ab_wide`` is already resized to the full width."""
-    h = ab_wide.shape[0]
-    fy = (np.arange(y0, y0 + rows, dtype=np.float64) + 0.5) * (h / height) - 0.5
-    sy = np.floor(fy)
-    w = (fy - sy).astype(np.float32)
-    low = sy < 0
-    w[low], sy[low] = 0.0, 0
-    high = sy >= h - 1
-    w[high], sy[high] = 0.0, h - 1
-    i0 = sy.astype(np.intp)
-    i1 = np.minimum(i0 + 1, h - 1)
-    w3 = w[:, None, None]
-    return np.asarray(ab_wide[i0] * (1.0 - w3) + ab_wide[i1] * w3, dtype=np.float32)
-
-
 def write_colorized(
     path: str,
     out_path: str,
@@ -213,7 +196,7 @@ def write_colorized(
             y = 0
             for band in _bands(tif, layout, max_segment_bytes):
                 rows = band.shape[0]
-                out = color.merge_chroma_to(lightness_band(band), _chroma_rows(ab_wide, h, y, rows), layout.dtype)
+                out = color.merge_chroma_to(lightness_band(band), color.chroma_rows(ab_wide, h, y, rows), layout.dtype)
                 if label == "corner":
                     out = labels.label_corner_rows(out, y, h)
                 yield out[..., ::-1]
