@@ -18,9 +18,10 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -245,6 +246,10 @@ class ShardProcessor:
             labels.C2paSigner.from_files(cfg.c2pa_cert, cfg.c2pa_key) if cfg.c2pa_cert and cfg.c2pa_key else None
         )
         self.io_threads = io_threads or max(2, io)
+        # the decode and encode threads live as long as the processor: started once, not per shard (under
+        # memory pressure even starting a thread can fail)
+        self._readers = ThreadPoolExecutor(self.io_threads, thread_name_prefix="decode")
+        self._writers = ThreadPoolExecutor(self.io_threads, thread_name_prefix="encode")
         desc = model.describe()
         self.params = params_json({**cfg.processing_params(), **desc, "score_version": confidence.SCORE_VERSION})
 
@@ -602,13 +607,10 @@ class ShardProcessor:
         records: list[ImageRecord] = []
         batch: list[_Prepared] = []
         bs = self.cfg.batch_size
-        with (
-            ThreadPoolExecutor(self.io_threads, thread_name_prefix="decode") as readers,
-            ThreadPoolExecutor(self.io_threads, thread_name_prefix="encode") as writers,
-        ):
-            pending_reads: deque[Future[Prepared]]
-            pending_reads = deque()
-            pending_writes: deque[Future[ImageRecord]] = deque()
+        readers, writers = self._readers, self._writers
+        pending_reads: deque[Future[Prepared]] = deque()
+        pending_writes: deque[Future[ImageRecord]] = deque()
+        try:
             for obj in shard.objects:  # videos: whole files, frame batches through the same model
                 if is_video_key(obj.key):
                     rec = self._video(obj, shard.shard_id, run_id, stats)
@@ -669,6 +671,11 @@ class ShardProcessor:
                     flush()
             flush()
             collect_writes(0)
+        finally:  # a shard that failed (destination unwritable): leave nothing of it running
+            left: list[Future[Any]] = [*pending_reads, *pending_writes]
+            for future in left:
+                future.cancel()
+            wait(left)
         order = {o.key: i for i, o in enumerate(shard.objects)}
         records.sort(key=lambda r: order[r.source_key])
         stats.cpu_seconds = time.process_time() - cpu0

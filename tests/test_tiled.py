@@ -153,6 +153,8 @@ OOM_SCRIPT = textwrap.dedent(
     model = load_colorizer("builtin", device="cpu")
     cfg = build_config(source=src, destination=out, memory_budget_mb=65536)  # the budget would allow it
     proc = ShardProcessor(cfg, model=model)
+    small = [o for o in LocalStorage(src).list() if o.key.startswith("b-")]
+    proc.process(next(make_shards(small, 10)), "warm-up")  # threads started, inference graph built
     vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + 600 * 2**20, resource.RLIM_INFINITY))  # 600 MiB more
     result = proc.process(next(make_shards(LocalStorage(src).list(), 10)), "run-oom")
