@@ -43,6 +43,14 @@ def _quiet_engines(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not verbose:  # an expected error is printed once, as one line, by main(): not as the engine's traceback
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(_drop_expected_errors)
+
+
+def _drop_expected_errors(record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, ChromataError)
 
 
 @app.command()

@@ -4,6 +4,7 @@ front of moto's server), a destination that stops accepting writes mid-run, a Ra
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -164,3 +165,56 @@ def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
         ray.kill(pool.actors[0], no_restart=False)
 
     run_pool_under_fault(tmp_path, kill_one_busy_actor)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB file system of its own (tmpfs), to fill up for real; skipped where mounting is not allowed."""
+    import subprocess
+
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_local_disk_full_mid_run_stops_cleanly_and_resumes(small_disk, tmp_path, ray_local, prefect_harness):
+    """The destination disk fills up part-way (ENOSPC, for real): the run stops with one line; after
+    space is freed (the file system grown), the next run finishes, every image exactly once."""
+    import subprocess
+
+    from chromata.cli import app
+    from chromata.storage import LocalStorage
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # noisy scans: ~0.36 MB per PNG output, 4.3 MB in all, on a 3 MiB disk
+        cv2.imwrite(str(src / f"s{i:02d}.png"), rng.integers(0, 256, (300, 400), dtype=np.uint8))
+    out = small_disk / "out"
+    args = ["run", str(src), "--out", str(out), "--shard-size", "3", "--review-db", f"sqlite:///{tmp_path / 'q.db'}"]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    env.pop("PREFECT_API_URL", None)  # the child uses its own Prefect, like a user's shell
+    first = subprocess.run(
+        [sys.executable, "-m", "chromata.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert first.returncode == 2, first.stderr[-2000:]
+    errors = [line for line in first.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "run it again to resume" in errors[0]
+    assert "Traceback" not in first.stderr  # one readable line, not the engine's traceback
+    done_before = {r["source_key"] for r in read_manifest(LocalStorage(out)).to_pylist()}
+    assert 0 < len(done_before) < 12  # it really stopped part-way, keeping what was committed
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    rows = read_manifest(LocalStorage(out)).to_pylist()
+    count = Counter(r["source_key"] for r in rows)
+    assert sorted(count) == sorted(p.name for p in src.iterdir()) and set(count.values()) == {1}
+    assert all(r["status"] == "ok" for r in rows)
+    assert not list(out.rglob(".tmp-*"))  # no half-written file left behind
