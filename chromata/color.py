@@ -283,6 +283,14 @@ def _merge_band(lightness: F32, ab: F32, dtype: np.dtype[Any] | type) -> NDArray
     return out
 
 
+def lightness_of(pixels: NDArray[Any]) -> F32:
+    """Full-resolution L* of a scan (or a band of one): grey by look-up table; grey stored as RGB or a
+    toned print, its own L*."""
+    if pixels.ndim == 3:
+        return np.ascontiguousarray(bgr_to_lab(to_unit_float(pixels))[..., 0])
+    return grey_pixels_to_lightness(pixels)
+
+
 def colourfulness(bgr: F32) -> float:
     """Hasler & Süsstrunk (2003) colourfulness M on an image in [0, 1] (reported on the 0..255 scale)."""
     b, g, r = (bgr[..., i].astype(np.float64) * 255.0 for i in range(3))

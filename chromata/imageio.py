@@ -12,7 +12,7 @@ import posixpath
 import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -95,6 +95,8 @@ class Probe:
     height: int
     frames: int = 1
     pixels: int = 0  # all frames/pages together
+    icc: bytes | None = field(default=None, repr=False)  # the embedded ICC profile
+    data_end: int = 0  # TIFF: the byte where the last strip or tile ends (truncation check)
 
     @property
     def megapixels(self) -> float:
@@ -109,7 +111,11 @@ def probe(data: bytes | str) -> Probe:
 
     TIFF pages are read with tifffile (any size); other formats with Pillow's lazy ``open``. An
     unrecognised header gives ``Probe("", 0, 0)``: the decoder then says what is wrong with the file."""
-    head = data[:4] if isinstance(data, bytes) else open(data, "rb").read(4)  # noqa: SIM115 - closed on exit
+    if isinstance(data, bytes):
+        head = data[:4]
+    else:
+        with open(data, "rb") as fh:
+            head = fh.read(4)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _probe_tiff(data)
     from PIL import Image, UnidentifiedImageError
@@ -119,7 +125,9 @@ def probe(data: bytes | str) -> Probe:
         try:
             with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
                 frames = int(getattr(im, "n_frames", 1))
-                return Probe(str(im.format or ""), im.width, im.height, frames, im.width * im.height * frames)
+                icc = im.info.get("icc_profile")
+                pixels = im.width * im.height * frames
+                return Probe(str(im.format or ""), im.width, im.height, frames, pixels, bytes(icc) if icc else None)
         except Image.DecompressionBombError as exc:  # over Pillow's 2 x 89 MP: size is in the message
             m = _BOMB.search(str(exc))
             n = int(m.group(1)) if m else 0
@@ -175,15 +183,22 @@ def _probe_tiff(data: bytes | str) -> Probe:
             pages = [p for p in tif.pages if isinstance(p, tifffile.TiffPage) and not p.is_reduced]
             if not pages:
                 return Probe("", 0, 0)
-            return Probe(
+            tables = [(p.dataoffsets, p.databytecounts) for p in tif.pages]
+            icc = pages[0].tags.get(34675)  # InterColorProfile
+            info = Probe(
                 "TIFF",
                 int(pages[0].imagewidth),
                 int(pages[0].imagelength),
                 len(pages),
                 sum(int(p.imagewidth) * int(p.imagelength) for p in pages),
+                bytes(icc.value) if icc is not None else None,
             )
     except Exception:  # a broken header: let the decoder report it
         return Probe("", 0, 0)
+    if any(len(offsets) != len(counts) for offsets, counts in tables):  # found by fuzzing
+        raise ImageError("decode_error", "malformed TIFF: strip offsets and byte counts do not match")
+    end = max((int(o) + int(n) for offs, counts in tables for o, n in zip(offs, counts, strict=True)), default=0)
+    return replace(info, data_end=end)
 
 
 def check_pixel_limit(info: Probe, max_pixels: int) -> None:
@@ -197,10 +212,11 @@ def check_pixel_limit(info: Probe, max_pixels: int) -> None:
         )
 
 
-def check_complete(data: bytes, fmt: str) -> None:
+def check_complete(data: bytes, info: Probe) -> None:
     """Refuse a file cut short (an interrupted copy or upload): decoders fill the missing part with grey and
     report nothing, which would put a half-grey scan into the archive. JPEG: the end-of-image marker after
     the last scan; PNG: the IEND chunk; TIFF: every strip or tile inside the file."""
+    fmt = info.format
     if fmt == "JPEG" or data[:2] == b"\xff\xd8":  # by signature too: a header Pillow rejects still reaches OpenCV
         sos = data.rfind(b"\xff\xda")
         if data.find(b"\xff\xd9", max(sos, 0)) < 0:
@@ -218,23 +234,13 @@ def check_complete(data: bytes, fmt: str) -> None:
             pos += 12 + length
         raise ImageError("truncated", f"PNG ends after {len(data):,} bytes without its IEND chunk")
     elif data[:4] in (b"II*\x00", b"MM\x00*"):  # classic TIFF (its directory is often at the end)
-        import tifffile
-
         first_ifd = struct.unpack("<I" if data[:2] == b"II" else ">I", data[4:8])[0] if len(data) >= 8 else 0
         if first_ifd + 2 > len(data):
             raise ImageError("truncated", f"TIFF directory at byte {first_ifd:,} but the file ends at {len(data):,}")
-        if fmt != "TIFF":
-            return  # a directory that does not parse: the decoder reports it
-        try:
-            with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                pages = [(p.dataoffsets, p.databytecounts) for p in tif.pages]
-        except Exception as exc:  # found by fuzzing: malformed directories raise all sorts of errors
-            raise ImageError("decode_error", f"malformed TIFF: {type(exc).__name__}: {exc}") from exc
-        if any(len(offsets) != len(counts) for offsets, counts in pages):
-            raise ImageError("decode_error", "malformed TIFF: strip offsets and byte counts do not match")
-        end = max((int(o) + int(n) for offs, counts in pages for o, n in zip(offs, counts, strict=True)), default=0)
-        if end > len(data):
-            raise ImageError("truncated", f"TIFF data runs to byte {end:,} but the file ends at {len(data):,}")
+        if info.data_end > len(data):
+            raise ImageError(
+                "truncated", f"TIFF data runs to byte {info.data_end:,} but the file ends at {len(data):,}"
+            )
 
 
 def decode(data: bytes, max_pixels: int, info: Probe | None = None) -> DecodedImage:
@@ -248,7 +254,7 @@ def decode(data: bytes, max_pixels: int, info: Probe | None = None) -> DecodedIm
         raise ImageError(
             "unsupported_format", f"animated GIF with {info.frames} frames: convert it to a video or to still images"
         )
-    check_complete(data, info.format)
+    check_complete(data, info)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         # ANYDEPTH keeps 16-bit; ANYCOLOR keeps grey as grey; EXIF orientation is applied.
@@ -273,23 +279,9 @@ def decode(data: bytes, max_pixels: int, info: Probe | None = None) -> DecodedIm
     bit_depth = 16 if img.dtype == np.uint16 else 8
     note = None
     if img.ndim == 3:
-        img, note = _to_srgb(img, data)
+        img, note = _to_srgb(img, info.icc)
     is_colour = img.ndim == 3 and _has_colour(img)
     return DecodedImage(pixels=img, bit_depth=bit_depth, is_colour=is_colour, colour_space_note=note)
-
-
-def icc_profile(data: bytes) -> bytes | None:
-    """The embedded ICC profile of an image file (read from its header by Pillow), or None."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                icc = im.info.get("icc_profile")
-                return bytes(icc) if icc else None
-    except Exception:
-        return None
 
 
 def _profile_description(profile: bytes) -> str:
@@ -305,10 +297,9 @@ def is_srgb_profile(profile: bytes) -> bool:
     return "srgb" in _profile_description(profile).lower().replace(" ", "")
 
 
-def _to_srgb(bgr: NDArray[Any], data: bytes) -> tuple[NDArray[Any], str | None]:
+def _to_srgb(bgr: NDArray[Any], icc: bytes | None) -> tuple[NDArray[Any], str | None]:
     """Pixels in sRGB: an 8-bit image tagged with another RGB profile is converted by littleCMS
     (perceptual intent); 16-bit ones are kept and noted (Pillow's littleCMS binding is 8-bit only)."""
-    icc = icc_profile(data)
     if not icc or len(icc) < 20 or icc[16:20] != b"RGB " or is_srgb_profile(icc):
         return bgr, None
     name = _profile_description(icc) or "unnamed profile"

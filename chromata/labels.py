@@ -130,7 +130,7 @@ def source_metadata_jpeg(source: bytes) -> list[tuple[int, bytes]]:
             keep.append((marker, EXIF_JPEG_HEADER + upright_exif(payload[len(EXIF_JPEG_HEADER) :])))
         elif marker == 0xED:
             keep.append((marker, payload))
-    if icc and is_rgb_icc(b"".join(p[14:] for p in icc)):
+    if icc and is_srgb_icc(b"".join(p[14:] for p in icc)):
         keep.extend((0xE2, p) for p in icc)
     return keep
 
@@ -193,7 +193,7 @@ def source_metadata_png(source: bytes) -> list[tuple[bytes, bytes]]:
     for k, p in chunks:
         if k == b"iCCP":
             name_end = p.index(b"\x00")
-            if is_rgb_icc(zlib.decompress(p[name_end + 2 :])):
+            if is_srgb_icc(zlib.decompress(p[name_end + 2 :])):
                 keep.append((k, p))
     return keep
 
@@ -230,20 +230,6 @@ def _tiff_ifd0(data: bytes) -> tuple[str, int, list[tuple[int, int, int, bytes]]
     return order, off, entries, nxt
 
 
-def tiff_page_count(data: bytes, limit: int = 10_000) -> int:
-    """Number of pages (IFDs in the main chain) of a classic TIFF; 0 if it is not one."""
-    try:
-        order, _, _, nxt = _tiff_ifd0(data)
-        count = 1
-        while nxt and count < limit:
-            n = struct.unpack(order + "H", data[nxt : nxt + 2])[0]
-            nxt = struct.unpack(order + "I", data[nxt + 2 + 12 * n : nxt + 6 + 12 * n])[0]
-            count += 1
-        return count
-    except (ValueError, struct.error):
-        return 0
-
-
 def _tiff_value(data: bytes, order: str, typ: int, count: int, field: bytes) -> bytes:
     size = {1: 1, 2: 1, 7: 1, 3: 2, 4: 4}.get(typ, 1) * count
     if size <= 4:
@@ -260,7 +246,7 @@ def source_metadata_tiff(source: bytes) -> list[tuple[int, int, bytes]]:
         return []
     keep = []
     for tag, typ, count, field in entries:
-        if tag == TIFF_IPTC or (tag == TIFF_ICC and is_rgb_icc(_tiff_value(source, order, typ, count, field))):
+        if tag == TIFF_IPTC or (tag == TIFF_ICC and is_srgb_icc(_tiff_value(source, order, typ, count, field))):
             keep.append((tag, 7, _tiff_value(source, order, typ, count, field)))
     return keep
 
@@ -319,7 +305,7 @@ def embed_webp(output: bytes, xmp: bytes, width: int, height: int) -> bytes:
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WEBP" + chunks
 
 
-def is_rgb_icc(profile: bytes) -> bool:
+def is_srgb_icc(profile: bytes) -> bool:
     """True for an sRGB ICC profile (RGB data colour space, header bytes 16-19, described as sRGB): the
     only RGB profile that describes chromata's output, computed in sRGB. A source in another RGB space
     (Adobe RGB, ProPhoto, …) was converted to sRGB on decoding, so its profile is not carried over."""

@@ -28,6 +28,7 @@ import numpy as np
 
 import chromata
 from chromata import color, confidence, inputchecks, labels, tiled
+from chromata.color import lightness_of
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
 from chromata.imageio import (
@@ -184,13 +185,6 @@ def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRe
     quota = math.ceil(cfg.review_budget * len(ok))
     chosen = {r.source_key for r in ok[:quota]}
     return [replace(r, needs_review=r.source_key in chosen) for r in records]
-
-
-def lightness_of(pixels: np.ndarray) -> np.ndarray:
-    """Full-resolution L* of a scan: grey by look-up table; grey stored as RGB or a toned print, its own L*."""
-    if pixels.ndim == 3:
-        return np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(pixels))[..., 0])
-    return color.grey_pixels_to_lightness(pixels)
 
 
 def gpu_utilisation(device: str) -> float | None:
@@ -372,14 +366,9 @@ class ShardProcessor:
         )
         if self.c2pa is not None:
             data = self.c2pa.sign(data, ext, prov, key)
-        try:
-            self.dest.write_atomic(key, data, content_type=CONTENT_TYPES.get(ext))
-            if sidecar is not None:  # formats without a metadata slot get the XMP beside them
-                self.dest.write_atomic(key + ".xmp", sidecar, content_type="application/rdf+xml")
-        except KeyRefused:
-            raise
-        except Exception as exc:
-            raise StorageError(f"cannot write {self.dest.uri(key)}: {exc}") from exc
+        self._write_or_fail(key, data, CONTENT_TYPES.get(ext, "application/octet-stream"))
+        if sidecar is not None:  # formats without a metadata slot get the XMP beside them
+            self._write_or_fail(key + ".xmp", sidecar, "application/rdf+xml")
         hkey = heatmap_key(key)
         heatmap = confidence.heatmap_png(unc, p.image.width, p.image.height)
         self._write_or_fail(hkey, heatmap, "image/png")
@@ -469,15 +458,15 @@ class ShardProcessor:
             h, w = pages[0].shape[:2]
             hkey = heatmap_key(key)
             heatmap = confidence.heatmap_png(pred.uncertainty[0], w, h)
-            self.dest.write_atomic(key, data, content_type="image/tiff")
-            self.dest.write_atomic(hkey, heatmap, content_type="image/png")
+            self._write_or_fail(key, data, "image/tiff")
+            self._write_or_fail(hkey, heatmap, "image/png")
             stats.written_sizes.append(len(data) + len(heatmap))  # (its read was counted by _prepare)
             output = (key, hashlib.sha256(data).hexdigest())
             rec = self._ok(m.obj, m.started, m.sha256, output, hkey, report, shard_id, run_id)
             depth = 16 if pages[0].dtype == np.uint16 else 8
             return replace(rec, width=w, height=h, bit_depth=depth, frames=len(pages))
         except Exception as exc:
-            return self._failure((m.obj, m.started, m.sha256, exc), shard_id, run_id)
+            return self._row_or_raise((m.obj, m.started, m.sha256, exc), shard_id, run_id)
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)
 
@@ -523,12 +512,8 @@ class ShardProcessor:
                 stats.written_sizes.append(out.stat().st_size + len(heatmap))
             rec = self._ok(h.obj, h.started, sha, (key, out_sha), hkey, report, shard_id, run_id)
             return replace(rec, width=layout.width, height=layout.height, bit_depth=layout.bit_depth)
-        except KeyRefused as exc:
-            return self._failure((h.obj, h.started, sha, exc), shard_id, run_id)
-        except StorageError:
-            raise  # the destination cannot be written: the shard fails, to be resumed
         except Exception as exc:
-            return self._failure((h.obj, h.started, sha, exc), shard_id, run_id)
+            return self._row_or_raise((h.obj, h.started, sha, exc), shard_id, run_id)
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)
 
@@ -548,16 +533,26 @@ class ShardProcessor:
             report = confidence.score(np.full((1, 1), result.uncertainty, np.float32), [], self.model.calibration)
             prov = self._provenance(obj.key, sha, run_id, report.score)
             key = output_key(obj.key)
-            self.dest.write_atomic(key, result.data, content_type=CONTENT_TYPES.get(ext))
-            self.dest.write_atomic(key + ".xmp", labels.xmp_packet(prov), content_type="application/rdf+xml")
+            self._write_or_fail(key, result.data, CONTENT_TYPES.get(ext, "application/octet-stream"))
+            self._write_or_fail(key + ".xmp", labels.xmp_packet(prov), "application/rdf+xml")
             stats.written_sizes.append(len(result.data))
             output = (key, hashlib.sha256(result.data).hexdigest())
             rec = self._ok(obj, started, sha, output, None, report, shard_id, run_id)
             return replace(rec, width=result.width, height=result.height, bit_depth=8, frames=result.frames)
         except Exception as exc:
-            return self._failure((obj, started, sha, exc), shard_id, run_id)
+            return self._row_or_raise((obj, started, sha, exc), shard_id, run_id)
         finally:
             stats.decode_seconds.append(time.perf_counter() - t0)
+
+    def _row_or_raise(
+        self, item: tuple[ObjectInfo, float, str | None, Exception], shard_id: str, run_id: str
+    ) -> ImageRecord:
+        """An image's own problem becomes its failed row; a destination that refuses writes (StorageError
+        from ``_write_or_fail``) fails the shard, to be resumed — except a name it cannot hold (KeyRefused)."""
+        exc = item[3]
+        if isinstance(exc, StorageError) and not isinstance(exc, KeyRefused):
+            raise exc
+        return self._failure(item, shard_id, run_id)
 
     def _failure(
         self, item: tuple[ObjectInfo, float, str | None, Exception], shard_id: str, run_id: str
@@ -704,11 +699,7 @@ class ShardProcessor:
         t0 = time.perf_counter()
         try:
             return self._finish(p, ab, unc, shard_id, run_id, stats)
-        except KeyRefused as exc:  # a name the destination cannot hold: this image's problem only
-            return self._failure((p.obj, p.started, p.sha256, exc), shard_id, run_id)
-        except StorageError:
-            raise
         except Exception as exc:
-            return self._failure((p.obj, p.started, p.sha256, exc), shard_id, run_id)
+            return self._row_or_raise((p.obj, p.started, p.sha256, exc), shard_id, run_id)
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)

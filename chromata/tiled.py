@@ -153,7 +153,7 @@ def analyse(path: str, max_segment_bytes: int = 256 << 20) -> Analysis:
         light = color.BlockReducer(layout.width, factor)
         colour = color.BlockReducer(layout.width, factor) if layout.samples == 3 else None
         for band in _bands(tif, layout, max_segment_bytes):
-            light.add(lightness_band(band))
+            light.add(color.lightness_of(band))
             if colour is not None:
                 colour.add(band.astype(np.float32))
     tone = None
@@ -165,12 +165,6 @@ def analyse(path: str, max_segment_bytes: int = 256 << 20) -> Analysis:
     lightness = light.result()
     reasons = inputchecks.input_reasons(lightness, layout.width, layout.height, tone)
     return Analysis(layout, lightness, reasons, tone)
-
-
-def lightness_band(band: NDArray[Any]) -> NDArray[np.float32]:
-    if band.ndim == 3:
-        return np.ascontiguousarray(color.bgr_to_lab(color.to_unit_float(band))[..., 0])
-    return color.grey_pixels_to_lightness(band)
 
 
 def write_colorized(
@@ -196,7 +190,9 @@ def write_colorized(
             y = 0
             for band in _bands(tif, layout, max_segment_bytes):
                 rows = band.shape[0]
-                out = color.merge_chroma_to(lightness_band(band), color.chroma_rows(ab_wide, h, y, rows), layout.dtype)
+                out = color.merge_chroma_to(
+                    color.lightness_of(band), color.chroma_rows(ab_wide, h, y, rows), layout.dtype
+                )
                 if label == "corner":
                     out = labels.label_corner_rows(out, y, h)
                 yield out[..., ::-1]

@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 
 from chromata.evaluation import evaluate, load_images
-from chromata.models.builtin import WEIGHTS_FORMAT, BuiltinColorizer, sha256_file
+from chromata.models.builtin import WEIGHTS_FORMAT, BuiltinColorizer
+from chromata.storage import sha256_file
 
 log = logging.getLogger(__name__)
 

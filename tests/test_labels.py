@@ -16,7 +16,7 @@ from chromata.imageio import is_image_key
 from chromata.labels import (
     ICC_JPEG_HEADER,
     embed_tiff,
-    is_rgb_icc,
+    is_srgb_icc,
     source_metadata_jpeg,
     visible_label,
 )
@@ -114,7 +114,7 @@ def test_only_an_srgb_icc_profile_is_carried_to_the_rgb_output():
     from tests.hostile_corpus import adobe_rgb_icc
 
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    assert is_rgb_icc(srgb) and not is_rgb_icc(_icc(b"GRAY")) and not is_rgb_icc(adobe_rgb_icc())
+    assert is_srgb_icc(srgb) and not is_srgb_icc(_icc(b"GRAY")) and not is_srgb_icc(adobe_rgb_icc())
     base = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))[1].tobytes()
 
     def with_icc(profile: bytes) -> bytes:
@@ -228,7 +228,7 @@ def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, t
 
 
 def test_multi_page_tiff_is_colorized_page_by_page(collection, tmp_path):
-    from chromata.labels import tiff_page_count
+    from chromata.imageio import probe
     from tests.conftest import gradient_gray
 
     pages = [
@@ -238,12 +238,12 @@ def test_multi_page_tiff_is_colorized_page_by_page(collection, tmp_path):
     ]
     ok, buf = cv2.imencodemulti(".tif", pages, [cv2.IMWRITE_TIFF_COMPRESSION, 5])
     (collection / "album.tif").write_bytes(buf.tobytes())
-    assert tiff_page_count(buf.tobytes()) == 3
+    assert probe(buf.tobytes()).frames == 3
     rows = _run(collection, tmp_path / "out")
     row = rows["album.tif"]
     assert row.status == "ok" and row.frames == 3 and row.bit_depth == 16 and (row.width, row.height) == (80, 60)
     data = (tmp_path / "out" / "album.tif").read_bytes()
-    assert tiff_page_count(data) == 3
+    assert probe(data).frames == 3
     ok, back = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert ok and [p.shape for p in back] == [(60, 80, 3), (60, 80, 3), (40, 50, 3)]
     assert all(p.dtype == np.uint16 for p in back)

@@ -9,8 +9,8 @@ import torch
 
 from chromata.errors import ConfigError
 from chromata.models import load_colorizer, weights_sha256
-from chromata.models.builtin import sha256_file
 from chromata.models.zhang import ECCV16Net, SIGGRAPH17Net, save_reference_format
+from chromata.storage import sha256_file
 
 # Parameter names and shapes of the authors' releases (colorization_release_v2 / siggraph17-df00044c).
 ECCV16_KEYS = {

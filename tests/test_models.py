@@ -15,7 +15,8 @@ from chromata.models.ab_bins import (
     rebalance_weights,
     soft_encode,
 )
-from chromata.models.builtin import builtin_card, builtin_weights_path, sha256_file
+from chromata.models.builtin import builtin_card, builtin_weights_path
+from chromata.storage import sha256_file
 from tests.conftest import PHOTOS
 
 

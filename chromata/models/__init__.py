@@ -38,7 +38,7 @@ def model_path(spec: str = "builtin") -> Path:
 
 def weights_sha256(spec: str = "builtin") -> str:
     """SHA-256 of the weights a model spec names, without loading the model."""
-    from chromata.models.builtin import sha256_file
+    from chromata.storage import sha256_file
 
     return sha256_file(model_path(spec))
 

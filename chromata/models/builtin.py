@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from importlib import resources
@@ -13,6 +12,7 @@ import numpy as np
 
 from chromata.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction, InferenceGraph
+from chromata.storage import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,6 @@ def builtin_card(weights: Path | None = None) -> dict[str, Any]:
         else Path(str(resources.files("chromata.models") / "weights" / BUILTIN_CARD))
     )
     return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def pick_device(requested: str = "auto") -> str:

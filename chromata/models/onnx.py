@@ -85,7 +85,7 @@ class OnnxColorizer:
     def __init__(self, path: Path, device: str = "auto") -> None:
         import onnxruntime as ort
 
-        from chromata.models.builtin import sha256_file
+        from chromata.storage import sha256_file
 
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")

@@ -149,7 +149,8 @@ class ZhangColorizer:
 
     @classmethod
     def load(cls, kind: str, path: Path, device: str = "cpu", temperature: float | None = None) -> ZhangColorizer:
-        from chromata.models.builtin import pick_device, sha256_file
+        from chromata.models.builtin import pick_device
+        from chromata.storage import sha256_file
 
         if kind not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {kind!r}: use {', '.join(ARCHITECTURES)}")
