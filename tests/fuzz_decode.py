@@ -3,8 +3,8 @@
 Every input must either decode or raise ``ImageError`` with a reason code: any other exception, a hang
 or a crash of the interpreter is a finding. Seeds are small valid and broken images (tests/hostile_corpus).
 
-    python tests/fuzz_decode.py -atheris_runs=20000             # the documented longer run
-    python tests/fuzz_decode.py -runs=1500 -max_len=8192        # what CI runs (tests/test_fuzz.py)
+    python tests/fuzz_decode.py -runs=20000 -max_len=16384 -timeout=10   # the documented longer run
+    python tests/fuzz_decode.py -runs=2000 -max_len=8192                 # what CI runs (tests/test_fuzz.py)
 
 libFuzzer flags pass through (``-max_total_time=600``, ``-jobs`` …); a crashing input is written to
 ``crash-<sha1>`` in the working directory.
