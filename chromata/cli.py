@@ -400,6 +400,7 @@ def calibrate(
     }
     weights = Path(model.partition(":")[2]) if ":" in model else builtin_weights_path()
     target_path = out or calibration_path(weights)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
     target_path.write_text(fitted.to_json(), encoding="utf-8")
     if report_dir:
         report_dir.mkdir(parents=True, exist_ok=True)

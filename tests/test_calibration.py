@@ -76,7 +76,7 @@ def test_calibrate_command(tmp_path):
     from tests.test_training import _photos
 
     folder = _photos(tmp_path / "photos")
-    out = tmp_path / "cal.json"
+    out = tmp_path / "not-yet" / "cal.json"  # a folder that does not exist yet is made
     result = CliRunner().invoke(
         app,
         [
