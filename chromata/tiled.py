@@ -177,7 +177,8 @@ def write_colorized(
     max_segment_bytes: int = 256 << 20,
 ) -> Layout:
     """Second pass: merge each band's full-resolution L* with its rows of the upsampled chroma and write
-    an RGB TIFF of the source's bit depth (LZW, 256 x 256 tiles), the XMP packet in tag 700."""
+    an RGB TIFF of the source's bit depth (LZW with horizontal predictor, 256 x 256 tiles), the XMP packet
+    in tag 700."""
     import tifffile
 
     with _open(path) as tif:
@@ -214,6 +215,7 @@ def write_colorized(
             dtype=layout.dtype,
             photometric="rgb",
             compression="lzw",
+            predictor=True,  # horizontal differencing, as OpenCV writes the in-memory TIFFs
             tile=(BAND_ROWS, TILE_COLS),
             extratags=extratags,
             software="chromata",
