@@ -6,6 +6,7 @@ runs — with ``memory_budget_mb`` (default 2048). The peak RSS of that process 
 (``wait4``'s ``ru_maxrss``), next to the same process's RSS right after loading the model.
 
     python benchmarks/large_scans.py --megapixels 100 400
+    python benchmarks/large_scans.py --megapixels 100 --c2pa   # outputs C2PA-signed too (tests/certs.py chain)
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ WORKER = textwrap.dedent(
     from chromata.pipeline import ShardProcessor, make_shards
     from chromata.storage import LocalStorage
 
-    src, out, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    cfg = build_config(source=src, destination=out, memory_budget_mb=budget, scratch_dir=out + "-scratch")
+    src, out, budget, cert, key = sys.argv[1], sys.argv[2], int(sys.argv[3]), *(sys.argv[4:6] or [None, None])
+    cfg = build_config(source=src, destination=out, memory_budget_mb=budget, scratch_dir=out + "-scratch",
+                       c2pa_cert=cert, c2pa_key=key)
     proc = ShardProcessor(cfg)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
@@ -63,7 +65,7 @@ def write_scan(path: Path, side: int) -> None:
     )
 
 
-def measure(megapixels: float, budget_mb: int, work: Path) -> dict[str, float | str | None]:
+def measure(megapixels: float, budget_mb: int, work: Path, sign: list[str]) -> dict[str, float | str | None]:
     side = round((megapixels * 1e6) ** 0.5)
     src, out = work / f"src-{side}", work / f"out-{side}"
     src.mkdir()
@@ -71,7 +73,7 @@ def measure(megapixels: float, budget_mb: int, work: Path) -> dict[str, float | 
     write_scan(src / "scan.tif", side)
     made = time.perf_counter() - t0
     child = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(src), str(out), str(budget_mb)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", WORKER, str(src), str(out), str(budget_mb), *sign], stdout=subprocess.PIPE, text=True
     )
     stdout = child.stdout.read() if child.stdout else ""
     _, status, usage = os.wait4(child.pid, 0)
@@ -92,6 +94,7 @@ def measure(megapixels: float, budget_mb: int, work: Path) -> dict[str, float | 
         "rss_after_model_mib": round(result["rss_after_model_kib"] / 1024, 0),
         "peak_rss_mib": round(peak_mib, 0),
         "budget_mib": budget_mb,
+        "c2pa_signed": bool(sign),
         "within_budget": peak_mib <= budget_mb,
         "generate_seconds": round(made, 1),
     }
@@ -102,22 +105,30 @@ def main() -> list[dict[str, float | str | None]]:
     ap.add_argument("--megapixels", type=float, nargs="+", default=[100, 400])
     ap.add_argument("--budget-mb", type=int, default=2048)
     ap.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one, removed after)")
+    ap.add_argument("--c2pa", action="store_true", help="C2PA-sign the outputs (a test chain made on the spot)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        sign: list[str] = []
+        if args.c2pa:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.certs import signing_chain
+
+            sign = [str(p) for p in signing_chain(Path(tmp))[:2]]
         for mp in args.megapixels:
-            results.append(measure(mp, args.budget_mb, Path(tmp)))
+            results.append(measure(mp, args.budget_mb, Path(tmp), sign))
             print(json.dumps(results[-1]), flush=True)
             for p in Path(tmp).rglob("*.tif"):
                 p.unlink()
-    print("\n| scan | source | output | peak RSS | after model load | budget | time | MP/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| scan | source | output | C2PA | peak RSS | after model load | budget | time | MP/s | status |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['side']}² 16-bit ({r['megapixels']:.0f} MP) | {r['source_mib']} MiB | {r['output_mib']} MiB | "
-            f"**{r['peak_rss_mib']:.0f} MiB** | {r['rss_after_model_mib']:.0f} MiB | {r['budget_mib']} MiB | "
-            f"{r['seconds']} s | {r['megapixels_per_s']} |"
+            f"{'signed' if r['c2pa_signed'] else '—'} | **{r['peak_rss_mib']:.0f} MiB** | "
+            f"{r['rss_after_model_mib']:.0f} MiB | {r['budget_mib']} MiB | {r['seconds']} s | "
+            f"{r['megapixels_per_s']} | {r['status'] if r['status'] == 'ok' else r['error']} |"
         )
     if args.json:
         args.json.write_text(json.dumps(results[-1] if len(results) == 1 else results, indent=2))

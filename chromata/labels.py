@@ -17,6 +17,7 @@ generative editing can set ``compositeWithTrainedAlgorithmicMedia`` ("Edited usi
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -391,7 +392,8 @@ def visible_label(bgr: NDArray[Any], style: str) -> NDArray[Any]:
 
 
 C2PA_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",
-             ".tiff": "image/tiff", ".webp": "image/webp"}  # fmt: skip
+             ".tiff": "image/tiff", ".webp": "image/webp", ".mp4": "video/mp4", ".m4v": "video/x-m4v",
+             ".mov": "video/quicktime", ".avi": "video/x-msvideo"}  # fmt: skip
 
 
 class C2paSigner:
@@ -416,13 +418,25 @@ class C2paSigner:
         return cls(Path(cert).read_bytes(), Path(key).read_bytes())
 
     def sign(self, data: bytes, ext: str, p: Provenance, title: str) -> bytes:
-        """The signed file, or the input unchanged for a format C2PA does not cover (e.g. JPEG 2000)."""
+        """The signed file, or the input unchanged for a format C2PA does not cover (JPEG 2000, Matroska)."""
         import io
-        import json
 
         mime = C2PA_MIME.get(ext.lower())
         if mime is None:
             return data
+        out = io.BytesIO()
+        self._builder(p, title).sign(self.signer, mime, io.BytesIO(data), out)
+        return out.getvalue()
+
+    def sign_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], p: Provenance, title: str) -> None:
+        """Sign a TIFF on disk into ``dst`` (file to file: the pixels are not held by Python; the C2PA SDK
+        itself buffers about the file's size, which the caller budgets for)."""
+        with open(src, "rb") as source, open(dst, "w+b") as dest:
+            self._builder(p, title).sign(self.signer, "image/tiff", source, dest)
+
+    def _builder(self, p: Provenance, title: str) -> Any:
+        import json
+
         dst = IPTC_DST + p.digital_source_type
         manifest = {
             "claim_generator_info": [{"name": "chromata", "version": p.chromata_version}],
@@ -450,10 +464,7 @@ class C2paSigner:
                 },
             ],
         }  # fmt: skip
-        out = io.BytesIO()
-        builder = self._c2pa.Builder(json.dumps(manifest))
-        builder.sign(self.signer, mime, io.BytesIO(data), out)
-        return out.getvalue()
+        return self._c2pa.Builder(json.dumps(manifest))
 
 
 def read_c2pa(data: bytes, mime: str, trust_anchors_pem: bytes | None = None) -> dict[str, Any]:

@@ -504,6 +504,8 @@ class ShardProcessor:
                     str(src), str(out), pred.ab[0], label=self.cfg.label, xmp=labels.xmp_packet(prov),
                     max_segment_bytes=budget,
                 )  # fmt: skip
+                if self.c2pa is not None:
+                    out = self._sign_file(out, Path(tmp) / "signed.tif", prov, key)
                 out_sha = sha256_file(out)
                 self._write_or_fail(key, out, "image/tiff")
                 hkey = heatmap_key(key)
@@ -516,6 +518,21 @@ class ShardProcessor:
             return self._row_or_raise((h.obj, h.started, sha, exc), shard_id, run_id)
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)
+
+    def _sign_file(self, out: Path, signed: Path, prov: labels.Provenance, key: str) -> Path:
+        """C2PA-sign a banded output on disk. The SDK holds about the whole file while it signs, so a file
+        over half the worker's memory budget fails the image (nothing unsigned is written) with advice."""
+        assert self.c2pa is not None
+        size, limit = out.stat().st_size, self.cfg.memory_budget_mb * 2**20 // 2
+        if size > limit:
+            raise ImageError(
+                "too_large",
+                f"the colorized TIFF ({size / 2**20:.0f} MiB) is too large to C2PA-sign within "
+                f"memory_budget_mb={self.cfg.memory_budget_mb} (signing holds the whole file): "
+                f"set memory_budget_mb to at least {2 * size // 2**20 + 1} on workers that have the memory",
+            )
+        self.c2pa.sign_file(out, signed, prov, key)
+        return signed
 
     def _video(self, obj: ObjectInfo, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:
         """A film reel or video: one manifest row with its frame count; XMP in a sidecar."""
@@ -533,10 +550,11 @@ class ShardProcessor:
             report = confidence.score(np.full((1, 1), result.uncertainty, np.float32), [], self.model.calibration)
             prov = self._provenance(obj.key, sha, run_id, report.score)
             key = output_key(obj.key)
-            self._write_or_fail(key, result.data, CONTENT_TYPES.get(ext, "application/octet-stream"))
+            data = result.data if self.c2pa is None else self.c2pa.sign(result.data, ext, prov, key)
+            self._write_or_fail(key, data, CONTENT_TYPES.get(ext, "application/octet-stream"))
             self._write_or_fail(key + ".xmp", labels.xmp_packet(prov), "application/rdf+xml")
-            stats.written_sizes.append(len(result.data))
-            output = (key, hashlib.sha256(result.data).hexdigest())
+            stats.written_sizes.append(len(data))
+            output = (key, hashlib.sha256(data).hexdigest())
             rec = self._ok(obj, started, sha, output, None, report, shard_id, run_id)
             return replace(rec, width=result.width, height=result.height, bit_depth=8, frames=result.frames)
         except Exception as exc:

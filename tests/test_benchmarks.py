@@ -95,12 +95,12 @@ def test_large_scans_benchmark_runs(tmp_path):
     out = tmp_path / "large.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "large_scans.py"), "--megapixels", "4", "--budget-mb", "256",
-         "--workdir", str(tmp_path), "--json", str(out)],
+         "--workdir", str(tmp_path), "--json", str(out), "--c2pa"],
         capture_output=True,
         text=True,
         timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["status"] == "ok" and result["side"] == 2000
+    assert result["status"] == "ok" and result["side"] == 2000 and result["c2pa_signed"]
     assert result["peak_rss_mib"] > result["rss_after_model_mib"] > 0

@@ -23,6 +23,7 @@ from chromata.labels import (
 from chromata.manifest import write_fragment
 from chromata.pipeline import ShardProcessor, make_shards
 from chromata.storage import LocalStorage
+from tests.certs import signing_chain
 
 EXIFTOOL = shutil.which("exiftool")
 needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool (Debian libimage-exiftool-perl) not installed")
@@ -157,56 +158,12 @@ def test_provenance_command_walks_from_output_to_source(collection, tmp_path):
     assert chain["ai_colorized"] and not chain["file_matches_manifest"]
 
 
-def _certificate_chain(tmp_path):
-    """An institution's signing chain, made here: a root CA and an ES256 end-entity certificate."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    def name(cn):
-        return x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Museum")]
-        )
-
-    def usage(sign, ca):
-        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
-                             data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                             encipher_only=False, decipher_only=False)  # fmt: skip
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-
-    def base(subject, issuer, public):
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=30))
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False))  # fmt: skip
-
-    ca = (base(name("Test Museum Root CA"), name("Test Museum Root CA"), ca_key.public_key())
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(usage(False, True), critical=True).sign(ca_key, hashes.SHA256()))  # fmt: skip
-    ee = (base(name("Test Museum chromata signer"), ca.subject, key.public_key())
-          .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-          .add_extension(usage(True, False), critical=True)
-          .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-          .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))  # fmt: skip
-    pem = serialization.Encoding.PEM
-    cert, key_path = tmp_path / "chain.pem", tmp_path / "signer.key"
-    cert.write_bytes(ee.public_bytes(pem) + ca.public_bytes(pem))
-    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return cert, key_path, ca.public_bytes(pem)
-
-
 @needs_exiftool
 def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, tmp_path):
     pytest.importorskip("c2pa")
     from chromata.labels import read_c2pa
 
-    cert, key, root = _certificate_chain(tmp_path)
+    cert, key, root = signing_chain(tmp_path)
     rows = _run(collection, tmp_path / "out", c2pa_cert=str(cert), c2pa_key=str(key))
     row = rows["a.jpg"]
     data = (tmp_path / "out" / "a.jpg").read_bytes()
@@ -225,6 +182,65 @@ def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, t
         "algorithmicallyEnhanced"
     )
     assert "signer.key" not in row.params_json and '"c2pa":true' in row.params_json  # the key is never recorded
+
+
+def _validated_c2pa(path, mime, root):
+    """The active manifest of a signed file, after checking signature, hashes and chain against ``root``."""
+    from chromata.labels import read_c2pa
+
+    store = read_c2pa(path.read_bytes(), mime, trust_anchors_pem=root)
+    failures = [s for s in store.get("validation_status", []) if s["code"] != "signingCredential.trusted"]
+    assert failures == [], failures
+    manifest = store["manifests"][store["active_manifest"]]
+    return next(a for a in manifest["assertions"] if a["label"] == "org.chromata.provenance")["data"]
+
+
+@pytest.mark.slow
+def test_c2pa_signs_banded_tiffs_and_reels_too(tmp_path):
+    """A TIFF over the memory budget (colorized in bands, on disk) and a film reel are signed like stills."""
+    pytest.importorskip("c2pa")
+    import tifffile
+
+    from tests.test_tiled import big_scan
+    from tests.test_video_iiif import _clip
+
+    src = tmp_path / "src"
+    src.mkdir()
+    tifffile.imwrite(src / "scan.tif", big_scan(1700, 2000), tile=(256, 256), compression="zlib")  # > 256 MiB budget
+    _clip(src / "reel.mp4", frames=6)
+    cert, key, root = signing_chain(tmp_path)
+    out = tmp_path / "out"
+    cfg = build_config(
+        source=str(src), destination=str(out), memory_budget_mb=256, c2pa_cert=str(cert), c2pa_key=str(key)
+    )
+    result = ShardProcessor(cfg).process(next(make_shards(LocalStorage(src).list(), 10)), "run-signed")
+    rows = {r.source_key: r for r in result.records}
+    for name, mime in (("scan.tif", "image/tiff"), ("reel.mp4", "video/mp4")):
+        row = rows[name]
+        assert row.status == "ok", row.error
+        assert _validated_c2pa(out / name, mime, root)["source_sha256"] == row.source_sha256
+        assert row.output_sha256 == hashlib.sha256((out / name).read_bytes()).hexdigest()
+    assert tifffile.imread(out / "scan.tif").shape == (1700, 2000, 3)  # still a readable TIFF
+
+
+def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp_path):
+    """The C2PA SDK holds the whole file while signing: over half the budget the image fails, unsigned
+    output is never written, and the error says which budget would do."""
+    pytest.importorskip("c2pa")
+    from chromata.errors import ImageError
+    from chromata.labels import Provenance
+
+    cert, key, _ = signing_chain(tmp_path)
+    cfg = build_config(
+        source=str(tmp_path / "src"), destination=str(tmp_path / "out"), memory_budget_mb=256, c2pa_cert=str(cert),
+        c2pa_key=str(key),
+    )  # fmt: skip
+    big = tmp_path / "colorized.tif"
+    with open(big, "wb") as f:
+        f.truncate(129 * 2**20)  # sparse: over 128 MiB, no disk used
+    with pytest.raises(ImageError, match=r"too_large.*C2PA-sign.*memory_budget_mb=256.*at least 259"):
+        ShardProcessor(cfg)._sign_file(big, tmp_path / "signed.tif", Provenance.__new__(Provenance), "scan.tif")
+    assert not (tmp_path / "signed.tif").exists()
 
 
 def test_multi_page_tiff_is_colorized_page_by_page(collection, tmp_path):
