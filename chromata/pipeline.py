@@ -505,7 +505,7 @@ class ShardProcessor:
                     max_segment_bytes=budget,
                 )  # fmt: skip
                 if self.c2pa is not None:
-                    out = self._sign_file(out, Path(tmp) / "signed.tif", prov, key)
+                    out = self._sign_file(self.c2pa, out, Path(tmp) / "signed.tif", prov, key)
                 out_sha = sha256_file(out)
                 self._write_or_fail(key, out, "image/tiff")
                 hkey = heatmap_key(key)
@@ -519,10 +519,9 @@ class ShardProcessor:
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)
 
-    def _sign_file(self, out: Path, signed: Path, prov: labels.Provenance, key: str) -> Path:
+    def _sign_file(self, signer: labels.C2paSigner, out: Path, signed: Path, prov: labels.Provenance, key: str) -> Path:
         """C2PA-sign a banded output on disk. The SDK holds about the whole file while it signs, so a file
         over half the worker's memory budget fails the image (nothing unsigned is written) with advice."""
-        assert self.c2pa is not None
         size, limit = out.stat().st_size, self.cfg.memory_budget_mb * 2**20 // 2
         if size > limit:
             raise ImageError(
@@ -531,7 +530,7 @@ class ShardProcessor:
                 f"memory_budget_mb={self.cfg.memory_budget_mb} (signing holds the whole file): "
                 f"set memory_budget_mb to at least {2 * size // 2**20 + 1} on workers that have the memory",
             )
-        self.c2pa.sign_file(out, signed, prov, key)
+        signer.sign_file(out, signed, prov, key)
         return signed
 
     def _video(self, obj: ObjectInfo, shard_id: str, run_id: str, stats: ShardStats) -> ImageRecord:

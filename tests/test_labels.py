@@ -238,8 +238,9 @@ def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp
     big = tmp_path / "colorized.tif"
     with open(big, "wb") as f:
         f.truncate(129 * 2**20)  # sparse: over 128 MiB, no disk used
+    proc = ShardProcessor(cfg)
     with pytest.raises(ImageError, match=r"too_large.*C2PA-sign.*memory_budget_mb=256.*at least 259"):
-        ShardProcessor(cfg)._sign_file(big, tmp_path / "signed.tif", Provenance.__new__(Provenance), "scan.tif")
+        proc._sign_file(proc.c2pa, big, tmp_path / "signed.tif", Provenance.__new__(Provenance), "scan.tif")
     assert not (tmp_path / "signed.tif").exists()
 
 
