@@ -6,7 +6,8 @@ Each request is forwarded to the upstream endpoint unless the policy injects a f
   response at all) or a stall (no response for ``stall_seconds``, longer than the client's read timeout);
 * a GET whose path contains one of ``poisoned``: ``500`` every time (an object that stays unreadable);
 * once ``deny_writes`` is set: ``403 AccessDenied`` for every PUT/POST (a destination that became
-  unwritable: credentials revoked, bucket policy changed, quota).
+  unwritable: credentials revoked, bucket policy changed, quota); ``deny_writes_after`` sets it as soon as
+  a write whose path contains that string has passed (e.g. the first manifest fragment: no race with the run).
 
 Counters say what happened, so a test can check that faults really were injected and retried.
 """
@@ -35,6 +36,7 @@ class FaultProxy:
         self.stall_seconds = stall_seconds
         self.poisoned: set[str] = set()
         self.deny_writes = False
+        self.deny_writes_after: str | None = None
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
@@ -118,6 +120,8 @@ class FaultProxy:
             self.requests[f"{method} {path}"] += 1
             if self.deny_writes and method in ("PUT", "POST"):
                 fault: str | None = "403"
+            elif method in ("PUT", "POST") and self.deny_writes_after and self.deny_writes_after in path:
+                fault, self.deny_writes, self.forwarded = None, True, self.forwarded + 1  # this one passes
             elif method == "GET" and any(p in path for p in self.poisoned):
                 fault = "poisoned"
             elif self.rng.random() < self.fail_rate:

@@ -93,19 +93,8 @@ def test_destination_unwritable_mid_run_stops_cleanly_and_resumes(
     keys = _upload_scans(s3, "deny-src", "coll", 12)
     s3.create_bucket(Bucket="deny-dst")
     with FaultProxy(moto_endpoint, fail_rate=0.0) as proxy:
-
-        def revoke_after_first_commit() -> None:  # the bucket policy changes while the run is going
-            for _ in range(600):
-                listed = s3.list_objects_v2(Bucket="deny-dst", Prefix="coll/_chromata/manifest/")
-                if listed.get("KeyCount", 0):
-                    proxy.deny_writes = True
-                    return
-                time.sleep(0.02)
-
-        watcher = threading.Thread(target=revoke_after_first_commit)
-        watcher.start()
+        proxy.deny_writes_after = "/coll/_chromata/manifest/"  # the bucket policy changes after the first commit
         first = _run(proxy.url, tmp_path, "s3://deny-src/coll/", "s3://deny-dst/coll/", "--batch-size", "1")
-        watcher.join()
         assert proxy.deny_writes and proxy.injected["403"] >= 1
         assert first.exit_code != 0
         message = str(first.exception)
@@ -113,7 +102,7 @@ def test_destination_unwritable_mid_run_stops_cleanly_and_resumes(
         committed = _rows(moto_endpoint, "deny-dst", "coll")
         assert 0 < len(committed) < len(keys)  # stopped part-way, what was committed is kept
 
-        proxy.deny_writes = False  # access restored
+        proxy.deny_writes_after, proxy.deny_writes = None, False  # access restored
         second = _run(proxy.url, tmp_path, "s3://deny-src/coll/", "s3://deny-dst/coll/")
     assert second.exit_code == 0, second.output
     rows = _rows(moto_endpoint, "deny-dst", "coll")
