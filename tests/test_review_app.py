@@ -435,3 +435,72 @@ def test_postgres_connection_drop_loses_no_decision(pg_url, colorized):
     log = [(d["item_id"], d["decision"]) for d in q.decisions()]
     assert log == [(first, "approve"), (second, "reject")]  # each decision once: none lost, none doubled
     q.close()
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own (initdb into a temporary folder, run as the postgres user on a
+    free port), so that it can really be restarted and stopped without touching the shared server.
+    Yields (SQLAlchemy URL, pg_ctl action runner)."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+
+    bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    runuser = shutil.which("runuser")
+    if not bindirs or runuser is None or os.geteuid() != 0:
+        pytest.skip("needs root, runuser and the PostgreSQL server binaries to run a server of its own")
+    pg_ctl = bindirs[-1]
+    home = Path(tempfile.mkdtemp(prefix="chromata-pg-"))  # not under pytest's root-only tmp folder
+    shutil.chown(home, "postgres", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def as_postgres(*args: str) -> None:
+        subprocess.run([runuser, "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=60)
+
+    as_postgres(str(pg_ctl.with_name("initdb")), "-D", f"{home}/data", "-U", "postgres", "-A", "trust", "--no-sync")
+    opts = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def ctl(action: str) -> None:  # start | stop | restart, waiting until it is done
+        mode = ["-m", "fast"] if action != "start" else []
+        as_postgres(str(pg_ctl), "-D", f"{home}/data", "-o", opts, "-l", f"{home}/log", "-w", *mode, action)
+
+    ctl("start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", ctl
+    finally:
+        subprocess.run([runuser, "-u", "postgres", "--", str(pg_ctl), "-D", f"{home}/data", "-m", "immediate",
+                        "stop"], capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_postgres_restart_and_outage_lose_no_decision(own_postgres, colorized):
+    """The server itself restarts between a curator's page load and their decision (pg_ctl restart): the
+    decision is recorded on a fresh connection. While it is stopped, the curator gets a 503 saying nothing
+    was saved; once it is back, the retry is recorded. Each decision is in the log once."""
+    url, ctl = own_postgres
+    q = ReviewQueue(url)
+    q.enqueue(colorized[1], collection="plates")
+    q.add_user("ada", PASSWORD, "curator")
+    client = TestClient(_app(q, colorized[0]), follow_redirects=False)
+    _login(client)
+    first = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+    token = _csrf(client)
+    ctl("restart")
+    assert client.post(f"/items/{first}/decision", data={"decision": "approve", "csrf_token": token}).status_code == 303
+
+    second = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+    ctl("stop")
+    try:
+        down = client.post(f"/items/{second}/decision", data={"decision": "reject", "csrf_token": token})
+        assert down.status_code == 503 and "NOT saved" in down.text and down.headers["retry-after"] == "5"
+    finally:
+        ctl("start")
+    again = client.post(f"/items/{second}/decision", data={"decision": "reject", "csrf_token": token})
+    assert again.status_code == 303
+    log = [(d["item_id"], d["decision"]) for d in q.decisions()]
+    assert log == [(first, "approve"), (second, "reject")]
+    q.close()
