@@ -1,8 +1,9 @@
 """A pool of Ray actors, each holding one loaded model and colorizing whole shards.
 
 The actor is a thin wrapper over ``chromata.pipeline.ShardProcessor``: it loads the model once in
-``__init__`` and calls ``process`` per shard. Outputs are deterministic keys, so a shard retried after
-an actor died overwrites the same objects instead of duplicating them (``max_task_retries``).
+``__init__`` and calls ``process`` per shard. Outputs are deterministic keys, so a shard run again after
+its actor died overwrites the same objects instead of duplicating them. The pool alone decides re-runs
+(Ray's own task retries are off: one layer), and isolates an image that kills its worker every time.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import ray
 from chromata.config import RunConfig
 from chromata.errors import StorageError
 from chromata.metrics import METRICS
-from chromata.pipeline import Shard, ShardProcessor, ShardResult
+from chromata.pipeline import Shard, ShardProcessor, ShardResult, merge_results
 
 log = logging.getLogger(__name__)
 
-SHARD_ATTEMPTS = 3  # a shard is run at most this often when the actors running it are lost
+LOST_RUNS = 2  # a shard (or an image run alone) that loses its actor this often is split (or fails)
 ACTOR_RECOVERY_SECONDS = 120.0
 
 
-@ray.remote(max_restarts=2, max_task_retries=2)
+@ray.remote(max_restarts=2, max_task_retries=0)
 class ColorizerActor:
     def __init__(self, cfg: RunConfig) -> None:
         logging.basicConfig(level=logging.WARNING)
@@ -38,6 +39,9 @@ class ColorizerActor:
         result.worker = f"{os.uname().nodename}:{os.getpid()}"
         self.shards_done += 1
         return result
+
+    def lost_worker_result(self, shard: Shard, run_id: str, detail: str) -> ShardResult:
+        return self.processor.lost_worker_result(shard, run_id, detail)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -110,15 +114,31 @@ class ColorizerPool:
         return fresh
 
     def run(self, shards: Iterable[Shard], run_id: str) -> Iterator[ShardResult]:
-        """Results as shards complete, every actor kept busy. A shard whose actor was lost (its node died,
-        or Ray's own task retries ran out while it restarted) is run again, up to ``SHARD_ATTEMPTS`` times:
-        outputs have deterministic keys and the manifest fragment is written by the driver afterwards, so
-        a re-run overwrites, never duplicates."""
+        """Yield each shard's result as it completes.
+
+        A shard whose actor is lost (killed, out of memory, its node gone) is run again on the actor once
+        it is back, or on a fresh one: outputs have deterministic keys and the manifest fragment is written
+        by the driver afterwards, so a re-run overwrites, never duplicates. A shard lost ``LOST_RUNS``
+        times is run image by image, so that an image that kills its worker (the kernel's OOM killer, a
+        crash inside a decoder) is found: lost ``LOST_RUNS`` times on its own, it gets a failed row
+        ``worker_lost: …`` and the rest of its shard is colorized."""
         todo = iter(shards)
         again: list[Shard] = []
-        attempts: dict[str, int] = {}
+        lost: dict[tuple[str, tuple[str, ...]], int] = {}  # (shard id, its keys) -> runs that lost the actor
+        split: dict[str, tuple[Shard, list[ShardResult]]] = {}  # shard run image by image -> parts done
         in_flight: dict[Any, tuple[Any, Shard]] = {}
         idle = list(self.actors)
+
+        def done(shard: Shard, result: ShardResult) -> ShardResult | None:
+            if shard.shard_id not in split:
+                return result
+            whole, parts = split[shard.shard_id]
+            parts.append(result)
+            if len(parts) < len(whole.objects):  # one result per image
+                return None
+            del split[shard.shard_id]
+            return merge_results(whole, parts)
+
         while True:
             while idle:
                 shard = again.pop() if again else next(todo, None)
@@ -134,7 +154,7 @@ class ColorizerPool:
                 actor, shard = in_flight.pop(ref)
                 self.queued.set(len(in_flight))
                 try:
-                    result = ray.get(ref)
+                    result: ShardResult | None = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     if isinstance(exc.cause, StorageError):  # the destination refused a write: stop cleanly
                         raise StorageError(
@@ -142,15 +162,29 @@ class ColorizerPool:
                         ) from None
                     raise
                 except ray.exceptions.RayActorError as exc:
-                    attempts[shard.shard_id] = attempts.get(shard.shard_id, 0) + 1
-                    if attempts[shard.shard_id] >= SHARD_ATTEMPTS:
-                        raise
-                    log.warning("shard %s lost with its actor (%s); running it again", shard.shard_id, exc)
-                    again.append(shard)
-                    idle.append(self._recovered(actor))
-                    continue
+                    actor = self._recovered(actor)
+                    ident = (shard.shard_id, tuple(o.key for o in shard.objects))
+                    lost[ident] = runs = lost.get(ident, 0) + 1
+                    if runs < LOST_RUNS:
+                        log.warning("shard %s lost with its actor (%s); running it again", shard.shard_id, exc)
+                        again.append(shard)
+                        idle.append(actor)
+                        continue
+                    if len(shard.objects) > 1:
+                        log.warning(
+                            "shard %s lost its actor %d times: running its %d images one by one, to find the "
+                            "one that kills its worker", shard.shard_id, runs, len(shard.objects),
+                        )  # fmt: skip
+                        split[shard.shard_id] = (shard, [])
+                        again.extend(Shard(shard.shard_id, (o,)) for o in reversed(shard.objects))
+                        idle.append(actor)
+                        continue
+                    result = ray.get(actor.lost_worker_result.remote(shard, run_id, str(exc).splitlines()[0]))
                 idle.append(actor)
-                yield result
+                if result is not None:
+                    result = done(shard, result)
+                if result is not None:
+                    yield result
 
     def info(self) -> list[dict[str, Any]]:
         return list(ray.get([a.info.remote() for a in self.actors]))

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,21 @@ class ShardResult:
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.records if r.status == status)
+
+
+def merge_results(shard: Shard, parts: Iterable[ShardResult]) -> ShardResult:
+    """One result for ``shard`` from the results of its parts (a shard run image by image), its rows in
+    the shard's order, its statistics pooled."""
+    parts = list(parts)
+    order = {o.key: i for i, o in enumerate(shard.objects)}
+    records = sorted((r for part in parts for r in part.records), key=lambda r: order.get(r.source_key, len(order)))
+    stats = ShardStats(cpu_seconds=sum(part.stats.cpu_seconds for part in parts))
+    for f in fields(ShardStats):
+        if f.name != "cpu_seconds":
+            for part in parts:
+                getattr(stats, f.name).extend(getattr(part.stats, f.name))
+    workers = ", ".join(sorted({part.worker for part in parts if part.worker}))
+    return ShardResult(shard.shard_id, records, sum(part.seconds for part in parts), workers, stats)
 
 
 @dataclass
@@ -597,6 +612,22 @@ class ShardProcessor:
         error = " ".join(error.split())  # one line, whatever the library's message looked like
         log.warning("%s failed: %s", obj.key, error)
         return self._record(obj, started, "failed", shard_id=shard_id, run_id=run_id, sha=sha, error=error[:1000])
+
+    def lost_worker_result(self, shard: Shard, run_id: str, detail: str) -> ShardResult:
+        """Failed rows for images whose worker process died while processing them, each on its own, every
+        time it was tried (killed for memory by the kernel, or a crash inside a decoder): recorded by
+        another worker, so that one such image costs its row, not its shard or the run."""
+        error = (
+            "worker_lost: the worker process died while processing this image, each time it was tried "
+            f"(killed for memory, or a crash in a decoder); nothing was written for it ({' '.join(detail.split())})"
+        )
+        records = []
+        for obj in shard.objects:
+            log.warning("%s failed: %s", obj.key, error)
+            records.append(
+                self._record(obj, time.time(), "failed", shard_id=shard.shard_id, run_id=run_id, error=error[:1000])
+            )
+        return ShardResult(shard.shard_id, records, 0.0)
 
     # -- the shard --------------------------------------------------------------------------------
     def process(self, shard: Shard, run_id: str, on_image: Callable[[ImageRecord], None] | None = None) -> ShardResult:
