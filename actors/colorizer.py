@@ -137,7 +137,7 @@ class ColorizerPool:
             if len(parts) < len(whole.objects):  # one result per image
                 return None
             del split[shard.shard_id]
-            return merge_results(whole, parts)
+            return merge_results(whole, parts, self.cfg)
 
         while True:
             while idle:
@@ -154,7 +154,7 @@ class ColorizerPool:
                 actor, shard = in_flight.pop(ref)
                 self.queued.set(len(in_flight))
                 try:
-                    result: ShardResult | None = ray.get(ref)
+                    result: ShardResult = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     if isinstance(exc.cause, StorageError):  # the destination refused a write: stop cleanly
                         raise StorageError(
@@ -181,10 +181,9 @@ class ColorizerPool:
                         continue
                     result = ray.get(actor.lost_worker_result.remote(shard, run_id, str(exc).splitlines()[0]))
                 idle.append(actor)
-                if result is not None:
-                    result = done(shard, result)
-                if result is not None:
-                    yield result
+                merged = done(shard, result)
+                if merged is not None:
+                    yield merged
 
     def info(self) -> list[dict[str, Any]]:
         return list(ray.get([a.info.remote() for a in self.actors]))

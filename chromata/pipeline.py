@@ -128,9 +128,9 @@ class ShardResult:
         return sum(1 for r in self.records if r.status == status)
 
 
-def merge_results(shard: Shard, parts: Iterable[ShardResult]) -> ShardResult:
+def merge_results(shard: Shard, parts: Iterable[ShardResult], cfg: RunConfig) -> ShardResult:
     """One result for ``shard`` from the results of its parts (a shard run image by image), its rows in
-    the shard's order, its statistics pooled."""
+    the shard's order, its statistics pooled, the review policy applied to the whole shard again."""
     parts = list(parts)
     order = {o.key: i for i, o in enumerate(shard.objects)}
     records = sorted((r for part in parts for r in part.records), key=lambda r: order.get(r.source_key, len(order)))
@@ -140,7 +140,8 @@ def merge_results(shard: Shard, parts: Iterable[ShardResult]) -> ShardResult:
             for part in parts:
                 getattr(stats, f.name).extend(getattr(part.stats, f.name))
     workers = ", ".join(sorted({part.worker for part in parts if part.worker}))
-    return ShardResult(shard.shard_id, records, sum(part.seconds for part in parts), workers, stats)
+    seconds = sum(part.seconds for part in parts)
+    return ShardResult(shard.shard_id, route_for_review(records, cfg), seconds, workers, stats)
 
 
 @dataclass

@@ -4,6 +4,7 @@ decoder does: SIGKILL, no exception, no cleanup) costs its own row, not its shar
 from __future__ import annotations
 
 import io
+import math
 
 import cv2
 import numpy as np
@@ -71,7 +72,9 @@ def test_an_image_that_kills_its_worker_fails_alone_and_the_run_goes_on(tmp_path
         runtime_env={"worker_process_setup_hook": _kill_on_poison_hook()},
     )
     try:
-        cfg = build_config(source=str(src), destination=str(tmp_path / "out"), workers=2, batch_size=2)
+        cfg = build_config(
+            source=str(src), destination=str(tmp_path / "out"), workers=2, batch_size=2, review_budget=0.2
+        )
         pool = ColorizerPool(cfg)
         try:
             shards = list(make_shards(LocalStorage(src).list(), 5))
@@ -86,6 +89,8 @@ def test_an_image_that_kills_its_worker_fails_alone_and_the_run_goes_on(tmp_path
         shard = by_id[result.shard_id]
         assert [r.source_key for r in result.records] == [o.key for o in shard.objects]  # in the shard's order
         assert all(r.shard_id == shard.shard_id for r in result.records)
+        ok = [r for r in result.records if r.status == "ok"]  # the budget applies to the whole shard, split or not
+        assert sum(r.needs_review for r in result.records) == math.ceil(0.2 * len(ok))
     rows = {r.source_key: r for result in results for r in result.records}
     assert len(rows) == 13
     poison = rows.pop("s04-poison.png")
