@@ -404,23 +404,33 @@ def _drop_connections(name: str) -> int:
     return len(_pg_admin(sql, name))
 
 
+def _curator_at_work(url: str, colorized):  # type: ignore[no-untyped-def]
+    """A queue on ``url`` with the run's images, and curator ada logged in: (queue, client, CSRF token)."""
+    q = ReviewQueue(url)
+    q.enqueue(colorized[1], collection="plates")
+    q.add_user("ada", PASSWORD, "curator")
+    client = TestClient(_app(q, colorized[0]), follow_redirects=False)
+    _login(client)
+    return q, client, _csrf(client)
+
+
+def _next_item(client) -> int:  # type: ignore[no-untyped-def]
+    """Claim the next item as a curator's browser does (GET /next redirects to /items/<id>)."""
+    return int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+
+
 def test_postgres_connection_drop_loses_no_decision(pg_url, colorized):
     """Connections cut between a curator's page load and their decision: the pool replaces the dead
     connection (pre-ping) and the decision is recorded. While the server refuses connections (as during
     a restart) the curator gets a 503 saying nothing was saved, and the retry afterwards is recorded."""
     name = pg_url.rsplit("/", 1)[1]
-    q = ReviewQueue(pg_url)
-    q.enqueue(colorized[1], collection="plates")
-    q.add_user("ada", PASSWORD, "curator")
-    client = TestClient(_app(q, colorized[0]), follow_redirects=False)
-    _login(client)
-    first = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
-    token = _csrf(client)
+    q, client, token = _curator_at_work(pg_url, colorized)
+    first = _next_item(client)
     assert _drop_connections(name) >= 1  # the app's pooled connections are gone
     done = client.post(f"/items/{first}/decision", data={"decision": "approve", "csrf_token": token})
     assert done.status_code == 303
 
-    second = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+    second = _next_item(client)
     _pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     try:
         _drop_connections(name)
@@ -482,17 +492,12 @@ def test_postgres_restart_and_outage_lose_no_decision(own_postgres, colorized):
     decision is recorded on a fresh connection. While it is stopped, the curator gets a 503 saying nothing
     was saved; once it is back, the retry is recorded. Each decision is in the log once."""
     url, ctl = own_postgres
-    q = ReviewQueue(url)
-    q.enqueue(colorized[1], collection="plates")
-    q.add_user("ada", PASSWORD, "curator")
-    client = TestClient(_app(q, colorized[0]), follow_redirects=False)
-    _login(client)
-    first = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
-    token = _csrf(client)
+    q, client, token = _curator_at_work(url, colorized)
+    first = _next_item(client)
     ctl("restart")
     assert client.post(f"/items/{first}/decision", data={"decision": "approve", "csrf_token": token}).status_code == 303
 
-    second = int(client.get("/next").headers["location"].split("/")[2].split("?")[0])
+    second = _next_item(client)
     ctl("stop")
     try:
         down = client.post(f"/items/{second}/decision", data={"decision": "reject", "csrf_token": token})
