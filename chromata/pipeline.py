@@ -380,8 +380,7 @@ class ShardProcessor:
             pixels.shape[1],
             pixels.shape[0],
         )
-        if self.c2pa is not None:
-            data = self.c2pa.sign(data, ext, prov, key)
+        data = self._signed(data, ext, prov, key)
         self._write_or_fail(key, data, CONTENT_TYPES.get(ext, "application/octet-stream"))
         if sidecar is not None:  # formats without a metadata slot get the XMP beside them
             self._write_or_fail(key + ".xmp", sidecar, "application/rdf+xml")
@@ -471,6 +470,7 @@ class ShardProcessor:
             prov = self._provenance(m.obj.key, m.sha256, run_id, report.score)
             data = labels.embed_tiff(buf.tobytes(), labels.xmp_packet(prov), labels.source_metadata_tiff(m.data))
             key = output_key(m.obj.key)  # a multi-page TIFF stays one
+            data = self._signed(data, ".tif", prov, key)
             h, w = pages[0].shape[:2]
             hkey = heatmap_key(key)
             heatmap = confidence.heatmap_png(pred.uncertainty[0], w, h)
@@ -535,6 +535,10 @@ class ShardProcessor:
         finally:
             stats.encode_seconds.append(time.perf_counter() - t0)
 
+    def _signed(self, data: bytes, ext: str, prov: labels.Provenance, key: str) -> bytes:
+        """The output C2PA-signed when the run signs (formats the SDK does not cover stay as they are)."""
+        return data if self.c2pa is None else self.c2pa.sign(data, ext, prov, key)
+
     def _sign_file(self, signer: labels.C2paSigner, out: Path, signed: Path, prov: labels.Provenance, key: str) -> Path:
         """C2PA-sign a banded output on disk. The SDK holds about the whole file while it signs, so a file
         over half the worker's memory budget fails the image (nothing unsigned is written) with advice."""
@@ -565,7 +569,7 @@ class ShardProcessor:
             report = confidence.score(np.full((1, 1), result.uncertainty, np.float32), [], self.model.calibration)
             prov = self._provenance(obj.key, sha, run_id, report.score)
             key = output_key(obj.key)
-            data = result.data if self.c2pa is None else self.c2pa.sign(result.data, ext, prov, key)
+            data = self._signed(result.data, ext, prov, key)
             self._write_or_fail(key, data, CONTENT_TYPES.get(ext, "application/octet-stream"))
             self._write_or_fail(key + ".xmp", labels.xmp_packet(prov), "application/rdf+xml")
             stats.written_sizes.append(len(data))

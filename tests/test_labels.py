@@ -196,8 +196,9 @@ def _validated_c2pa(path, mime, root):
 
 
 @pytest.mark.slow
-def test_c2pa_signs_banded_tiffs_and_reels_too(tmp_path):
-    """A TIFF over the memory budget (colorized in bands, on disk) and a film reel are signed like stills."""
+def test_c2pa_signs_banded_and_multi_page_tiffs_and_reels_too(tmp_path):
+    """A TIFF over the memory budget (colorized in bands, on disk), a multi-page TIFF and a film reel are
+    signed like stills."""
     pytest.importorskip("c2pa")
     import tifffile
 
@@ -208,6 +209,8 @@ def test_c2pa_signs_banded_tiffs_and_reels_too(tmp_path):
     src.mkdir()
     tifffile.imwrite(src / "scan.tif", big_scan(1700, 2000), tile=(256, 256), compression="zlib")  # > 256 MiB budget
     _clip(src / "reel.mp4", frames=6)
+    pages = [big_scan(60, 80), big_scan(40, 50)]
+    (src / "album.tif").write_bytes(cv2.imencodemulti(".tif", pages, [cv2.IMWRITE_TIFF_COMPRESSION, 5])[1].tobytes())
     cert, key, root = signing_chain(tmp_path)
     out = tmp_path / "out"
     cfg = build_config(
@@ -215,12 +218,16 @@ def test_c2pa_signs_banded_tiffs_and_reels_too(tmp_path):
     )
     result = ShardProcessor(cfg).process(next(make_shards(LocalStorage(src).list(), 10)), "run-signed")
     rows = {r.source_key: r for r in result.records}
-    for name, mime in (("scan.tif", "image/tiff"), ("reel.mp4", "video/mp4")):
+    for name, mime in (("scan.tif", "image/tiff"), ("album.tif", "image/tiff"), ("reel.mp4", "video/mp4")):
         row = rows[name]
         assert row.status == "ok", row.error
         assert _validated_c2pa(out / name, mime, root)["source_sha256"] == row.source_sha256
         assert row.output_sha256 == hashlib.sha256((out / name).read_bytes()).hexdigest()
-    assert tifffile.imread(out / "scan.tif").shape == (1700, 2000, 3)  # still a readable TIFF
+    assert tifffile.imread(out / "scan.tif").shape == (1700, 2000, 3)  # still readable TIFFs
+    assert [p.shape for p in cv2.imdecodemulti(np.fromfile(out / "album.tif", np.uint8), cv2.IMREAD_UNCHANGED)[1]] == [
+        (60, 80, 3),
+        (40, 50, 3),
+    ]
 
 
 def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp_path):
