@@ -1,0 +1,39 @@
+"""Every benchmark writes its own section of docs/benchmarks.md, so no figure there is copied by hand.
+
+A section is the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->``; ``write_section`` replaces
+it (or appends it at the end of the file the first time) and leaves everything else as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """One line naming the machine a figure was measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} CPU cores ({cpu}), {mem:.0f} GiB memory; {time.strftime('%Y-%m-%d')}"
+
+
+def write_section(name: str, body: str, doc: Path = DOC) -> None:
+    """Replace the section ``name`` of ``doc`` with ``body`` (appended when the section is new)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)
