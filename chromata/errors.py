@@ -1,4 +1,25 @@
-"""Exceptions with messages meant for people: the CLI prints them as one line."""
+"""Exceptions with messages meant for people (the CLI prints them as one line), and ``Failure``: why one
+image has no output, as a value that travels from the engine to the manifest row unparsed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one image failed (or was skipped): a stable machine-readable ``code`` (the manifest's
+    ``error_code`` column, metrics labels, summaries) and a ``detail`` for people."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+    def one_line(self, limit: int = 1000) -> str:
+        """The manifest's ``error`` text: one line, whatever the library's message looked like."""
+        return " ".join(str(self).split())[:limit]
 
 
 class ChromataError(Exception):
@@ -19,3 +40,4 @@ class ImageError(ChromataError):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
+        self.failure = Failure(code, detail)

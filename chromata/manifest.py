@@ -22,7 +22,7 @@ from chromata.storage import Storage
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 MANIFEST_PREFIX = "_chromata/manifest"
 HEATMAP_PREFIX = "_chromata/heatmaps"
 Status = Literal["ok", "failed", "skipped"]
@@ -59,6 +59,9 @@ class ImageRecord:
     finished_at: float = 0.0
     duration_ms: float = 0.0
     frames: int | None = None  # videos: frames colorized (images: None)
+    error_code: str | None = None  # the failure's code alone ("decode_error"); ``error`` is "code: detail"
+    output_key: str | None = None  # the output's key relative to the destination (it can move; the URI can't)
+    heatmap_key: str | None = None  # likewise for its confidence heatmap
 
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -91,6 +94,10 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("finished_at", _TS),
         pa.field("duration_ms", pa.float64()),
         pa.field("frames", pa.int32()),  # added in schema 1.1; older fragments read back as null
+        # added in schema 1.2; for older fragments derived on reading (``_derive_1_2``)
+        pa.field("error_code", pa.string()),
+        pa.field("output_key", pa.string()),
+        pa.field("heatmap_key", pa.string()),
     ],
     metadata={"chromata.schema_version": SCHEMA_VERSION},
 )
@@ -149,7 +156,35 @@ def read_manifest(storage: Storage, columns: Iterable[str] | None = None) -> pa.
         for f in MANIFEST_SCHEMA:
             if f.name not in table.column_names:
                 table = table.append_column(f, pa.nulls(len(table), f.type))
+    return _derive_1_2(table, storage)
+
+
+_DERIVED = {"error_code": "error", "output_key": "output_uri", "heatmap_key": "heatmap_uri"}
+
+
+def _derive_1_2(table: pa.Table, storage: Storage) -> pa.Table:
+    """Fill the columns of schema 1.2 on rows written before it (where they are null and their source
+    column is there): the code from ``error``, the relative keys from the URIs under ``storage``."""
+    root = storage.uri("x")[:-1]
+    for name, source in _DERIVED.items():
+        if name not in table.column_names or source not in table.column_names:
+            continue
+        have, src = table[name].to_pylist(), table[source].to_pylist()
+        if all(h is not None or s is None for h, s in zip(have, src, strict=True)):
+            continue
+        derive = error_code_of if name == "error_code" else (lambda uri: _relative(uri, root))
+        filled = [h if h is not None or s is None else derive(s) for h, s in zip(have, src, strict=True)]
+        table = table.set_column(table.column_names.index(name), name, pa.array(filled, pa.string()))
     return table
+
+
+def error_code_of(error: str) -> str:
+    """The code of an ``error`` written as "code: detail" (rows of schema < 1.2 have no ``error_code``)."""
+    return error.split(":", 1)[0].strip()
+
+
+def _relative(uri: str, root: str) -> str | None:
+    return uri[len(root) :] if uri.startswith(root) else None
 
 
 HISTORY_COLUMNS = ("source_key", "source_etag", "source_size", "status", "model_sha256")

@@ -279,6 +279,7 @@ class ShardProcessor:
         heatmap: str | None = None,
         report: confidence.ConfidenceReport | None = None,
         reasons: Iterable[str] = (),
+        keys: tuple[str, str | None] = ("", None),  # (output key, heatmap key) relative to the destination
     ) -> ImageRecord:
         finished = time.time()
         conf = report.score if report else None
@@ -309,6 +310,9 @@ class ShardProcessor:
             started_at=started,
             finished_at=finished,
             duration_ms=round((finished - started) * 1000.0, 2),
+            error_code=error.split(":", 1)[0] if error else None,
+            output_key=keys[0] or None,
+            heatmap_key=keys[1],
         )
 
     @property
@@ -415,6 +419,7 @@ class ShardProcessor:
             output=(self.dest.uri(output[0]), output[1]),
             heatmap=self.dest.uri(heatmap_key_) if heatmap_key_ else None,
             report=report,
+            keys=(output[0], heatmap_key_),
         )
 
     def _write_or_fail(self, key: str, data: bytes | Path, content_type: str) -> None:

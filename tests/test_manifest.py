@@ -89,3 +89,23 @@ def test_fragments_from_before_a_new_column_read_back_with_it_as_null(tmp_path):
     pq.write_table(old, tmp_path / MANIFEST_PREFIX / "shard-0000000000000000.parquet")
     table = read_manifest(LocalStorage(tmp_path))
     assert table.column("frames").to_pylist() == [None]
+
+
+def test_fragments_of_schema_1_1_get_error_code_and_relative_keys_derived(tmp_path):
+    """Schema 1.2 added `error_code`, `output_key` and `heatmap_key`; rows written before read back with
+    them derived from `error` and from the URIs under the destination, so every reader can use them."""
+    from chromata.manifest import MANIFEST_PREFIX, to_table
+
+    dest = LocalStorage(tmp_path)
+    ok = rec("a/b.jpg", output_uri=dest.uri("a/b.jpg"), heatmap_uri=dest.uri("_chromata/heatmaps/a/b.jpg.png"))
+    failed = rec("c.jpg", status="failed", output_uri=None, heatmap_uri=None)
+    old = to_table([ok, failed]).drop_columns(["error_code", "output_key", "heatmap_key"])
+    (tmp_path / MANIFEST_PREFIX).mkdir(parents=True)
+    pq.write_table(old, tmp_path / MANIFEST_PREFIX / "shard-0000000000000001.parquet")
+    table = read_manifest(dest)
+    assert table.column("error_code").to_pylist() == [None, "decode_error"]
+    assert table.column("output_key").to_pylist() == ["a/b.jpg", None]
+    assert table.column("heatmap_key").to_pylist() == ["_chromata/heatmaps/a/b.jpg.png", None]
+    # a fragment of the current schema keeps what it recorded
+    write_fragment(dest, "s2", [rec("d.jpg", output_uri="/elsewhere/d.jpg", output_key="d.jpg")])
+    assert "d.jpg" in read_manifest(dest).column("output_key").to_pylist()
