@@ -50,8 +50,7 @@ def _destination_root(path: Path) -> Path | None:
 
 
 def provenance_chain(path: Path) -> dict[str, Any]:
-    from chromata.manifest import read_manifest
-    from chromata.review.export import latest_decisions
+    from chromata.manifest_index import ManifestIndex
     from chromata.storage import LocalStorage
 
     data = path.read_bytes()
@@ -70,9 +69,8 @@ def provenance_chain(path: Path) -> dict[str, Any]:
     if root is None or not xmp.get("imageId"):
         chain["manifest"] = None
         return chain
-    storage = LocalStorage(root)
-    rows = [r for r in read_manifest(storage).to_pylist() if r["image_id"] == xmp["imageId"]]
-    this = next((r for r in rows if r["output_sha256"] == sha), None)
+    index = ManifestIndex.load(LocalStorage(root))
+    this = index.version(xmp["imageId"], sha)
     chain["manifest"] = str(root / "_chromata" / "manifest")
     chain["row"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in (this or {}).items()}
     chain["file_matches_manifest"] = this is not None
@@ -83,10 +81,10 @@ def provenance_chain(path: Path) -> dict[str, Any]:
             "status": r["status"],
             "output_sha256": r["output_sha256"],
         }
-        for r in rows
+        for r in index.versions(xmp["imageId"])
         if r is not this
     ]
-    decided = latest_decisions(storage).get((xmp["imageId"], sha))
+    decided = index.decision(xmp["imageId"], sha)
     chain["review"] = {k: decided[k] for k in ("curator", "decision", "note", "decided_at")} if decided else None
     source = Path(this["source_uri"]) if this and not str(this["source_uri"]).startswith("s3://") else None
     if source is not None and this is not None:

@@ -2,6 +2,8 @@
 Presentation 3 manifest of a run."""
 
 import json
+from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
 
 import cv2
 import numpy as np
@@ -94,9 +96,20 @@ def test_iiif_manifest_lists_each_colorized_image_labelled(collection, tmp_path)
         assert canvas["type"] == "Canvas" and canvas["width"] > 0 and canvas["height"] > 0
         anno = canvas["items"][0]["items"][0]
         assert anno["motivation"] == "painting" and anno["target"] == canvas["id"]
-        body = anno["body"]
-        key = body["id"].removeprefix("https://iiif.museum.example/colorized/")
+        # a Choice: the colorized derivative first (what viewers show), the original to toggle to
+        assert anno["body"]["type"] == "Choice"
+        colorized, original = anno["body"]["items"]
+        assert colorized["label"]["en"] == ["AI colorized"] and original["label"]["en"] == ["Original"]
+        key = unquote(colorized["id"].removeprefix("https://iiif.museum.example/colorized/"))
         img = cv2.imread(str(out / key), cv2.IMREAD_UNCHANGED)  # the painted image is the derivative itself
-        assert img is not None and (img.shape[1], img.shape[0]) == (body["width"], body["height"])
+        assert img is not None and (img.shape[1], img.shape[0]) == (colorized["width"], colorized["height"])
+        assert colorized["type"] == original["type"] == "Image"
+        source = unquote(urlparse(original["id"]).path)  # no source_base_url: the source file itself
+        assert Path(source).is_file() and Path(source).parent == collection / Path(key).parent
+        src = cv2.imread(source, cv2.IMREAD_UNCHANGED)
+        assert (src.shape[1], src.shape[0]) == (original["width"], original["height"])
         assert "(AI colorized)" in canvas["label"]["en"][0]
     json.dumps(m)
+    published = build_manifest(LocalStorage(out), "https://x.example/c", "g", source_base_url="https://x.example/s/")
+    originals = [c["items"][0]["items"][0]["body"]["items"][1]["id"] for c in published["items"]]
+    assert sorted(originals) == sorted(f"https://x.example/s/{quote(r.source_key)}" for r in ok)

@@ -1,38 +1,31 @@
 """Curator decisions flowing back into the data: a decisions Parquet beside the manifest.
 
 ``export_decisions`` joins the append-only decision log to the manifest by image id and output hash and
-writes it create-once as ``_chromata/decisions/decisions-<timestamp>.parquet`` in the destination;
-``latest_decisions`` reads every export back (newest decision per image version wins), which is what
-``chromata manifest show`` displays.
+writes it create-once through :mod:`chromata.decisions` (``_chromata/decisions/decisions-<timestamp>.parquet``
+in the destination), which is also where ``latest_decisions`` reads every export back from.
 """
 
 from __future__ import annotations
 
-import io
-import time
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from chromata.manifest import read_manifest
+from chromata.decisions import DECISIONS_PREFIX, latest_decisions, write_decisions
+from chromata.manifest_index import ManifestIndex
 from chromata.review.store import ReviewQueue
 from chromata.storage import Storage
 
-DECISIONS_PREFIX = "_chromata/decisions"
+__all__ = ["DECISIONS_PREFIX", "MANIFEST_COLUMNS", "export_decisions", "latest_decisions"]
 MANIFEST_COLUMNS = ("image_id", "output_sha256", "source_key", "source_sha256", "model_name", "model_sha256", "run_id")
 
 
 def export_decisions(queue: ReviewQueue, storage: Storage) -> tuple[str, int]:
-    """Write the decision log joined to the manifest; returns (key, rows)."""
-    decisions = queue.decisions()
-    try:
-        manifest = read_manifest(storage, columns=list(MANIFEST_COLUMNS)).to_pylist()
-    except Exception:  # a destination without a manifest still gets the decisions
-        manifest = []
-    by_version = {(r["image_id"], r["output_sha256"]): r for r in manifest}
+    """Write the decision log joined to the manifest; returns (key, rows). A destination without a
+    manifest still gets the decisions (``in_manifest`` false); one whose manifest cannot be read is a
+    :class:`~chromata.errors.StorageError`, not an export that silently lost the join."""
+    index = ManifestIndex.load(storage, columns=MANIFEST_COLUMNS, with_decisions=False)
+    by_version = {(r["image_id"], r["output_sha256"]): r for r in index.rows()}
     rows: list[dict[str, Any]] = []
-    for d in decisions:
+    for d in queue.decisions():
         m = by_version.get((d["image_id"], d["output_sha256"]), {})
         rows.append(
             {
@@ -43,43 +36,4 @@ def export_decisions(queue: ReviewQueue, storage: Storage) -> tuple[str, int]:
                 "in_manifest": bool(m),
             }
         )
-    schema = pa.schema(
-        [
-            ("decision_id", pa.int64()),
-            ("item_id", pa.int64()),
-            ("image_id", pa.string()),
-            ("collection", pa.string()),
-            ("run_id", pa.string()),
-            ("source_uri", pa.string()),
-            ("output_uri", pa.string()),
-            ("output_sha256", pa.string()),
-            ("model_name", pa.string()),
-            ("confidence", pa.float64()),
-            ("curator", pa.string()),
-            ("decision", pa.string()),
-            ("note", pa.string()),
-            ("decided_at", pa.float64()),
-            ("source_key", pa.string()),
-            ("source_sha256", pa.string()),
-            ("model_sha256", pa.string()),
-            ("in_manifest", pa.bool_()),
-        ]
-    )
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
-    key = f"{DECISIONS_PREFIX}/decisions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{len(rows)}.parquet"
-    storage.create_once(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
-    return key, len(rows)
-
-
-def latest_decisions(storage: Storage) -> dict[tuple[str, str], dict[str, Any]]:
-    """(image_id, output_sha256) -> the newest exported decision for that image version."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for info in storage.list(DECISIONS_PREFIX + "/"):
-        if not info.key.endswith(".parquet"):
-            continue
-        for row in pq.read_table(io.BytesIO(storage.read(info.key))).to_pylist():
-            k = (row["image_id"], row["output_sha256"])
-            if k not in latest or row["decided_at"] >= latest[k]["decided_at"]:
-                latest[k] = row
-    return latest
+    return write_decisions(storage, rows), len(rows)
