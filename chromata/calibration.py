@@ -9,17 +9,15 @@ hash goes into every manifest row's params_json.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-CALIBRATION_FORMAT = "chromata-calibration/1"
+from chromata.calibration_map import CALIBRATION_FORMAT, Calibration
+
+__all__ = ["CALIBRATION_FORMAT", "Calibration", "auroc", "fit", "pav", "reliability_diagram_png"]
 
 
 def pav(x: Sequence[float], y: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -61,36 +59,6 @@ def _average_ranks(s: NDArray[np.float64]) -> NDArray[np.float64]:
         if tie.sum() > 1:
             ranks[tie] = ranks[tie].mean()
     return ranks
-
-
-@dataclass(frozen=True)
-class Calibration:
-    model_sha256: str
-    target_ciede2000: float
-    x: tuple[float, ...]  # raw scores (block means), increasing
-    y: tuple[float, ...]  # P(CIEDE2000 <= target) at those raw scores
-    samples: int
-    photos: int
-    format: str = CALIBRATION_FORMAT
-
-    def apply(self, raw: float) -> float:
-        return float(np.interp(raw, self.x, self.y))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
-
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != CALIBRATION_FORMAT:
-            raise ValueError(f"{path} is not a chromata calibration file")
-        data["x"] = tuple(data["x"])
-        data["y"] = tuple(data["y"])
-        return cls(**data)
 
 
 def fit(
@@ -155,44 +123,3 @@ def reliability_diagram_png(probs: Sequence[float], outcomes: Sequence[bool], ti
     if not ok:  # pragma: no cover
         raise RuntimeError("could not encode the reliability diagram")
     return bytes(buf.tobytes())
-
-
-@dataclass(frozen=True)
-class Sample:
-    photo: str
-    raw: float
-    delta_e: float
-    reasons: tuple[str, ...]
-
-
-def collect_samples(
-    images: Sequence[tuple[str, NDArray[np.uint8]]], model: object, crops_per_photo: int = 4, seed: int = 0
-) -> list[Sample]:
-    """Colour photos -> (raw confidence, CIEDE2000) for each photo and for random crops of it.
-
-    Crops (50-85 % of each side) stand in for the many framings an archive holds; they are grouped by
-    photo so that calibration and test sets never share a photograph.
-    """
-    from chromata import color, confidence, inputchecks
-    from chromata.models.base import Colorizer
-
-    assert isinstance(model, Colorizer)
-    rng = np.random.default_rng(seed)
-    out: list[Sample] = []
-    for name, bgr in images:
-        h, w = bgr.shape[:2]
-        views = [bgr]
-        for _ in range(crops_per_photo):
-            s = rng.uniform(0.5, 0.85)
-            ch, cw = int(h * s), int(w * s)
-            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            views.append(bgr[y : y + ch, x : x + cw])
-        for view in views:
-            lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(view)))
-            lightness = np.ascontiguousarray(lab[..., 0])
-            pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
-            reasons = inputchecks.input_reasons(lightness, view.shape[1], view.shape[0])
-            report = confidence.score(pred.uncertainty[0], reasons)
-            result = color.bgr_to_lab(color.merge_chroma(lightness, pred.ab[0]))
-            out.append(Sample(name, report.score, float(color.ciede2000(lab, result).mean()), report.reasons))
-    return out

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from chromata.calibration import Calibration
+from chromata.calibration_map import Calibration
 
 SCORE_VERSION = "1"
 INPUT_PENALTY = 0.6

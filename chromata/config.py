@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chromata.errors import ConfigError
+from chromata.models import spec_forms, validate_spec
 
-MODEL_SPEC = re.compile(r"^(builtin|builtin:.+|eccv16:.+|siggraph17:.+|onnx:.+)$")
+if TYPE_CHECKING:
+    from chromata.training import TrainConfig
 
 
 def _location(uri: str) -> str:
@@ -29,9 +31,7 @@ class RunConfig(BaseModel):
     source: str = Field(description="local folder or s3://bucket/prefix holding the scans")
     destination: str = Field(description="local folder or s3://bucket/prefix for derivatives")
     endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, Ceph, moto …)")
-    model: str = Field(
-        "builtin", description="builtin, builtin:v1, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH"
-    )
+    model: str = Field("builtin", description=f"model spec: {spec_forms()}")
     temperature: float | None = Field(None, gt=0.0, le=2.0, description="annealed-mean T override")
     chroma_gamma: float | None = Field(None, ge=0.0, le=4.0, description="certainty weighting override")
     shard_size: int = Field(500, ge=1, le=100_000)
@@ -90,11 +90,10 @@ class RunConfig(BaseModel):
     @field_validator("model")
     @classmethod
     def _model_spec(cls, v: str) -> str:
-        if not MODEL_SPEC.match(v):
-            raise ValueError(
-                f"unknown model {v!r}: use builtin, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH"
-            )
-        return v
+        try:
+            return validate_spec(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
     def _c2pa_pair(self) -> RunConfig:
@@ -207,3 +206,23 @@ def build_config(**values: Any) -> RunConfig:
         where = ".".join(str(p) for p in first["loc"]) or "config"
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid {where}: {msg}") from exc
+
+
+def build_train_config(workers: int = 1, **values: Any) -> TrainConfig:
+    """A ``TrainConfig`` for ``workers`` data-parallel workers, checked before any data is read or any network
+    built: every problem is one readable line."""
+    from chromata.training import INITS, TrainConfig
+
+    data, crop, init = str(values["data"]), int(values.get("crop", 160)), str(values.get("init", "imagenet"))
+    if not data.startswith("s3://") and not Path(data).is_dir():
+        raise ConfigError(f"training data folder not found: {data}")
+    if crop % 32:
+        raise ConfigError("--crop must be a multiple of 32")
+    if init not in INITS and not Path(init).is_file():
+        raise ConfigError(f"--init must be one of {', '.join(INITS)} or an existing weights file: {init}")
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"invalid training configuration: {exc}") from exc

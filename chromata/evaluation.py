@@ -82,6 +82,21 @@ def evaluate(images: Iterable[tuple[str, np.ndarray]], model: Colorizer) -> Eval
     return summarise([score_image(name, bgr, model) for name, bgr in images])
 
 
+def select_photos(data: Path, split: str, purpose: str = "evaluation", option: str = "--split") -> list[Path]:
+    """The photos of a folder to measure on: ``val`` (those of the shipped model card's held-out photos the
+    folder holds) or ``all``; ``purpose`` and ``option`` name them in the one-line errors."""
+    from chromata.errors import ConfigError
+    from chromata.models.builtin import builtin_card
+
+    if not data.is_dir():
+        raise ConfigError(f"{purpose} data folder not found: {data}")
+    if split == "val":
+        return [data / n for n in builtin_card()["data"]["validation_files"] if (data / n).is_file()]
+    if split == "all":
+        return sorted(p for p in data.iterdir() if p.is_file())
+    raise ConfigError(f"{option} must be val or all")
+
+
 def load_images(paths: Iterable[Path]) -> list[tuple[str, np.ndarray]]:
     out = []
     for p in paths:

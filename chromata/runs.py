@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -93,3 +94,15 @@ def estimate(images: int, total: int, history: list[RunStats], workers: int) -> 
     else:
         rate, basis = REFERENCE_BYTES_PER_SECOND_PER_WORKER, "reference: built-in model, 1 CPU actor (2-core machine)"
     return Estimate(images, total, workers, rate, basis)
+
+
+def find_run(storage: Storage, run_id: str) -> RunStats | None:
+    """One run's statistics, if the destination holds that run."""
+    return next((r for r in run_history(storage) if r.run_id == run_id), None)
+
+
+def failure_counts(storage: Storage, run_id: str) -> list[tuple[str, int]]:
+    """Why a run's images failed: (failure code, images), most frequent first."""
+    table = read_manifest(storage, columns=["run_id", "error"])
+    errors = table.filter(pc.equal(table["run_id"], run_id))["error"].to_pylist()
+    return Counter(e.split(":", 1)[0] for e in errors if e).most_common()

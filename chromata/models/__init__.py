@@ -1,39 +1,180 @@
-"""Colorization models behind one interface (``Colorizer``), chosen by a spec string.
+"""Colorization models behind one interface (``Colorizer``), chosen by a spec string ``KIND[:ARG]``.
 
-``builtin`` (the shipped model), ``builtin:v1`` (an earlier shipped model), ``builtin:PATH`` (ChromaNet
-weights from ``chromata train``), ``eccv16:PATH`` / ``siggraph17:PATH`` (Zhang et al.'s published
-PyTorch state dicts), ``onnx:PATH`` (any ONNX graph with an L -> ab signature, run by ONNX Runtime).
+Each model family is one :class:`ModelFamily` entry in :data:`FAMILIES`: the spec forms it accepts, how its
+weights are found and loaded, and what its confidence score means. Spec validation (``RunConfig``), the
+loader, the CLI's ``--model`` help and ``chromata models`` all read this registry; adding a family is
+adding an entry.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from chromata.calibration_map import Calibration
 from chromata.errors import ConfigError
 from chromata.models.base import ChromaPrediction, Colorizer
 
-__all__ = ["ChromaPrediction", "Colorizer", "load_colorizer", "model_path", "weights_sha256"]
+__all__ = [
+    "FAMILIES",
+    "ChromaPrediction",
+    "Colorizer",
+    "ModelFamily",
+    "calibration_path",
+    "family",
+    "load_colorizer",
+    "model_path",
+    "spec_forms",
+    "validate_spec",
+    "weights_sha256",
+]
 
-KINDS = ("builtin", "eccv16", "siggraph17", "onnx")
-USAGE = "use builtin, builtin:v1, builtin:PATH, eccv16:PATH, siggraph17:PATH or onnx:PATH"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    device: str = "auto"
+    temperature: float | None = None
+    chroma_gamma: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One kind of model: ``kind`` is the part of a spec before the colon."""
+
+    kind: str
+    forms: tuple[str, ...]  # spec forms, as shown in help texts ("builtin:PATH")
+    summary: str  # one line: what the family is
+    confidence: str  # one line: what its confidence score is measured on, and whether it is calibrated
+    load: Callable[[Path, LoadOptions], Colorizer]
+    packaged: tuple[str, ...] = ()  # ARGs naming weights shipped in the package ("" = no ARG)
+    exportable: bool = False  # export-onnx can export it
+    loads_calibration: bool = False  # its loader finds the calibration itself (else load_colorizer does)
+
+    def weights(self, arg: str) -> Path:
+        """The weights file ``KIND:ARG`` names (not yet checked to exist)."""
+        if arg in self.packaged:
+            from chromata.models.builtin import packaged_weights
+
+            return packaged_weights(arg)
+        if not arg:
+            raise ConfigError(f"model {self.kind!r} needs a weights file: {self.kind}:PATH")
+        return Path(arg)
+
+
+def _load_builtin(path: Path, o: LoadOptions) -> Colorizer:
+    from chromata.models.builtin import BuiltinColorizer
+
+    return BuiltinColorizer.load(path, device=o.device, temperature=o.temperature, chroma_gamma=o.chroma_gamma)
+
+
+def _zhang(kind: str) -> Callable[[Path, LoadOptions], Colorizer]:
+    def load(path: Path, o: LoadOptions) -> Colorizer:
+        from chromata.models.zhang import ZhangColorizer
+
+        return ZhangColorizer.load(kind, path, device=o.device, temperature=o.temperature)
+
+    return load
+
+
+def _load_onnx(path: Path, o: LoadOptions) -> Colorizer:
+    from chromata.models.onnx import OnnxColorizer
+
+    return OnnxColorizer(path, device=o.device)
+
+
+_BESIDE = "calibrated when a .calibration.json fitted for these weights lies beside them (chromata calibrate)"
+FAMILIES: dict[str, ModelFamily] = {
+    f.kind: f
+    for f in (
+        ModelFamily(
+            "builtin",
+            ("builtin", "builtin:v1", "builtin:PATH"),
+            "chromata's ChromaNet: the shipped model, an earlier shipped one (v1), or weights from chromata train",
+            "P(CIEDE2000 <= target) from the calibration shipped with the weights (model card); "
+            "raw score for trained weights until calibrated",
+            _load_builtin,
+            packaged=("", "v1", "v2"),
+            exportable=True,
+            loads_calibration=True,
+        ),
+        ModelFamily(
+            "eccv16",
+            ("eccv16:PATH",),
+            "Zhang et al. (ECCV 2016): the authors' published PyTorch state dict",
+            f"raw score from the entropy of its 313 ab bins; {_BESIDE}",
+            _zhang("eccv16"),
+        ),
+        ModelFamily(
+            "siggraph17",
+            ("siggraph17:PATH",),
+            "Zhang et al. (SIGGRAPH 2017) without user hints: the authors' published PyTorch state dict",
+            f"raw score from the entropy of its class output; {_BESIDE}",
+            _zhang("siggraph17"),
+        ),
+        ModelFamily(
+            "onnx",
+            ("onnx:PATH",),
+            "any ONNX graph with an L -> ab signature, run by ONNX Runtime (e.g. chromata export-onnx)",
+            f"raw score from the graph's 'uncertainty' output, a fixed low score without one; {_BESIDE}",
+            _load_onnx,
+        ),
+    )
+}
+
+
+def spec_forms(exportable_only: bool = False) -> str:
+    """The accepted spec forms as prose: 'builtin, builtin:v1, …, siggraph17:PATH or onnx:PATH'."""
+    forms = [form for f in FAMILIES.values() if f.exportable or not exportable_only for form in f.forms]
+    return f"{', '.join(forms[:-1])} or {forms[-1]}" if len(forms) > 1 else forms[0]
+
+
+def family(spec: str) -> ModelFamily:
+    """The family a spec names; a one-line error listing every accepted form if none does."""
+    found = FAMILIES.get(spec.partition(":")[0])
+    if found is None:
+        raise ConfigError(f"unknown model {spec!r}: use {spec_forms()}")
+    return found
+
+
+def validate_spec(spec: str) -> str:
+    """Check a spec's form without touching the file system (configuration is validated before files are
+    reachable, e.g. on a scheduler): a known family, and a weights file where the family needs one."""
+    kind, _, arg = spec.partition(":")
+    fam = family(spec)
+    if arg not in fam.packaged and not arg.strip():
+        raise ConfigError(f"model {kind!r} needs a weights file: {kind}:PATH")
+    return spec
 
 
 def model_path(spec: str = "builtin") -> Path:
     """The weights file a model spec names (validated: known kind, existing file)."""
-    from chromata.models.builtin import packaged_weights
-
-    kind, _, arg = spec.partition(":")
-    if kind not in KINDS:
-        raise ConfigError(f"unknown model {spec!r}: {USAGE}")
-    if kind == "builtin":
-        path = packaged_weights(arg) if arg in ("", "v1", "v2") else Path(arg)
-    elif not arg:
-        raise ConfigError(f"model {kind!r} needs a weights file: {kind}:PATH")
-    else:
-        path = Path(arg)
+    path = family(spec).weights(spec.partition(":")[2])
     if not path.is_file():
         raise ConfigError(f"model weights not found: {path}")
     return path
+
+
+def calibration_path(weights: Path) -> Path:
+    """Where a model's confidence calibration lives: beside its weights (builtin-v2.calibration.json)."""
+    return weights.with_name(f"{weights.stem}.calibration.json")
+
+
+def _calibration_for(weights: Path, weights_sha256: str) -> Calibration | None:
+    path = calibration_path(weights)
+    if not path.is_file():
+        return None
+    try:
+        cal = Calibration.load(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"unreadable calibration {path}: {exc}") from exc
+    if cal.model_sha256 != weights_sha256:
+        log.warning("ignoring %s: it was fitted for other weights", path)
+        return None
+    return cal
 
 
 def weights_sha256(spec: str = "builtin") -> str:
@@ -49,22 +190,16 @@ def load_colorizer(
     temperature: float | None = None,
     chroma_gamma: float | None = None,
 ) -> Colorizer:
-    """Load the model a spec names; every failure is a one-line :class:`ConfigError`."""
+    """Load the model a spec names, with the calibration fitted for its weights; every failure is a one-line
+    :class:`ConfigError`."""
     path = model_path(spec)
-    kind = spec.partition(":")[0]
+    fam = family(spec)
     try:
-        if kind == "builtin":
-            from chromata.models.builtin import BuiltinColorizer
-
-            return BuiltinColorizer.load(path, device=device, temperature=temperature, chroma_gamma=chroma_gamma)
-        if kind == "onnx":
-            from chromata.models.onnx import OnnxColorizer
-
-            return OnnxColorizer(path, device=device)
-        from chromata.models.zhang import ZhangColorizer
-
-        return ZhangColorizer.load(kind, path, device=device, temperature=temperature)
+        model = fam.load(path, LoadOptions(device=device, temperature=temperature, chroma_gamma=chroma_gamma))
     except ImportError as exc:
-        raise ConfigError(f"model {kind!r} needs an optional package: {exc}") from exc
+        raise ConfigError(f"model {fam.kind!r} needs an optional package: {exc}") from exc
     except (FileNotFoundError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
+    if not fam.loads_calibration:
+        model.calibration = _calibration_for(path, model.weights_sha256)
+    return model

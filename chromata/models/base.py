@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from chromata.calibration import Calibration
+from chromata.calibration_map import Calibration
 
 F32 = NDArray[np.float32]
 

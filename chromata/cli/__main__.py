@@ -1,0 +1,5 @@
+"""``python -m chromata.cli``."""
+
+from chromata.cli import main
+
+main()

@@ -1,0 +1,163 @@
+"""``chromata train``, ``eval``, ``calibrate``, ``export-onnx`` and ``models``: the models themselves."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from chromata.cli._common import console, model_help
+
+commands = typer.Typer()
+
+
+@commands.command()
+def train(
+    data: Annotated[str, typer.Option(help="folder or s3://bucket/prefix/ of colour photographs")],
+    out: Annotated[Path, typer.Option(help="where to write weights and model card")] = Path("trained-model"),
+    steps: Annotated[int, typer.Option(help="optimiser steps of the cross-entropy stage")] = 4000,
+    batch_size: Annotated[int, typer.Option(help="crops per step (per worker)")] = 12,
+    crop: Annotated[int, typer.Option(help="training crop size (multiple of 32)")] = 160,
+    lr: Annotated[float, typer.Option(help="peak learning rate")] = 3e-4,
+    init: Annotated[str, typer.Option(help="imagenet, scratch, builtin (fine-tune the shipped model) or PATH")] = (
+        "imagenet"
+    ),
+    augment: Annotated[bool, typer.Option(help="archive augmentations: grain, blur, dust, tone, toned prints")] = True,
+    adversarial: Annotated[bool, typer.Option(help="add a PatchGAN adversarial fine-tune stage")] = False,
+    adversarial_steps: Annotated[int, typer.Option(help="steps of the adversarial stage")] = 1000,
+    workers: Annotated[int, typer.Option(help="data-parallel workers through Ray Train (1 = this process)")] = 1,
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster for --workers > 1 (default: local)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint for s3:// data")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="time budget; the LR schedule ends with it")] = None,
+    name: Annotated[str, typer.Option(help="model name written into the weights and card")] = "chromata-builtin-v2",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train (or fine-tune) the built-in model on colour photos, colour removed on the fly; evaluate it."""
+    from chromata.config import build_train_config
+    from chromata.errors import ConfigError
+    from chromata.training import train as run_training
+
+    cfg = build_train_config(
+        workers=workers,
+        data=data,
+        out=out,
+        steps=steps,
+        batch_size=batch_size,
+        crop=crop,
+        lr=lr,
+        init=init,
+        augment=augment,
+        adversarial=adversarial,
+        adversarial_steps=adversarial_steps,
+        device=device,
+        endpoint_url=endpoint_url,
+        max_minutes=max_minutes,
+        name=name,
+        seed=seed,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        if workers > 1:
+            from chromata.actors.training import train_distributed
+
+            card = train_distributed(cfg, workers, address=ray_address)
+        else:
+            card = run_training(cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print_json(json.dumps({k: v for k, v in card["validation"].items() if k != "by_decoding"}))
+    console.print(f"weights and model card written to {out}")
+
+
+@commands.command("eval")
+def evaluate_cmd(
+    data: Annotated[Path, typer.Argument(help="folder of colour photographs")],
+    model: Annotated[
+        list[str] | None, typer.Option(help=f"model spec ({model_help()}); repeat to compare models")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="report folder: eval.parquet, eval.md, contact-sheet.html")] = Path(
+        "eval-report"
+    ),
+    split: Annotated[str, typer.Option(help="val (the shipped model card's held-out photos) or all")] = "val",
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N photos")] = None,
+    temperature: Annotated[float | None, typer.Option(help="annealed-mean temperature override")] = None,
+) -> None:
+    """Colour photos → remove colour → colorize → PSNR, SSIM, CIEDE2000, colourfulness vs the truth and baselines."""
+    from chromata.errors import ConfigError
+    from chromata.evaluation import load_images, select_photos
+    from chromata.models import load_colorizer
+    from chromata.quality import evaluate_models
+
+    files = select_photos(data, split)
+    models = [(spec, load_colorizer(spec, temperature=temperature)) for spec in model or ["builtin"]]
+    images = load_images(files[:limit] if limit else files)
+    if not images:
+        raise ConfigError(f"no readable colour photos to evaluate in {data} (split {split})")
+    report = evaluate_models(images, models)
+    paths = report.write(out)
+    typer.echo(report.markdown())
+    console.print(f"report: {paths['markdown']}, {paths['parquet']}, {paths['html']}")
+
+
+@commands.command("export-onnx")
+def export_onnx(
+    out: Annotated[Path, typer.Option(help="ONNX file to write")] = Path("chromata-builtin.onnx"),
+    model: Annotated[str, typer.Option(help=model_help(exportable_only=True))] = "builtin",
+    check: Annotated[bool, typer.Option(help="run both and report the largest difference")] = True,
+) -> None:
+    """Export the built-in model (network + decoding) to ONNX, for ONNX Runtime or other engines."""
+    import numpy as np
+
+    from chromata.errors import ConfigError
+    from chromata.models import family, load_colorizer
+    from chromata.models.onnx import OnnxColorizer, export_builtin
+
+    if not family(model).exportable:
+        raise ConfigError(f"only these models can be exported: --model {model_help(exportable_only=True)}")
+    colorizer = load_colorizer(model, device="cpu")
+    export_builtin(colorizer, out)
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {colorizer.name}")
+    if check:
+        size = colorizer.input_size
+        x = np.random.default_rng(0).uniform(0, 100, (2, size, size)).astype(np.float32)
+        a, b = colorizer.predict_ab(x), OnnxColorizer(out, device="cpu").predict_ab(x)
+        console.print(f"torch vs ONNX Runtime: max |Δab| {np.abs(a.ab - b.ab).max():.2e}")
+
+
+@commands.command()
+def calibrate(
+    data: Annotated[Path, typer.Option(help="folder of colour photographs the model was not trained on")],
+    model: Annotated[str, typer.Option(help=model_help())] = "builtin",
+    files: Annotated[str, typer.Option(help="val (the model card's held-out photos) or all")] = "val",
+    crops: Annotated[int, typer.Option(help="random crops per photo, besides the whole photo")] = 4,
+    target: Annotated[float | None, typer.Option(help="CIEDE2000 that counts as good (default: median)")] = None,
+    out: Annotated[Path | None, typer.Option(help="calibration JSON (default: beside the weights)")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="write reliability.png and calibration.json here")] = None,
+) -> None:
+    """Fit the map from raw confidence to P(CIEDE2000 <= target) on photos with their colour removed.
+
+    Photos are split by a hash of their name: one half fits the map, the other half measures it
+    (AUROC, reliability diagram), so no photo is used for both."""
+    from chromata.calibration_study import calibrate_model
+
+    result, written = calibrate_model(data, model, files, crops, target, out, report_dir)
+    console.print_json(json.dumps(result.summary))
+    console.print(f"calibration written to {written}")
+
+
+@commands.command("models")
+def list_models() -> None:
+    """The model families --model accepts: spec forms and what each one's confidence score means."""
+    from chromata.models import FAMILIES
+
+    table = Table(title="model families (--model KIND[:ARG])")
+    for col in ("spec", "model", "confidence"):
+        table.add_column(col)
+    for fam in FAMILIES.values():
+        table.add_row("\n".join(fam.forms), fam.summary, fam.confidence)
+    console.print(table)
