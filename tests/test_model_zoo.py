@@ -170,3 +170,20 @@ def test_run_pipeline_with_a_zhang_model(collection, tmp_path):
     result = proc.process(next(make_shards(objs, 100)), "run-z")
     ok = [r for r in result.records if r.status == "ok"]
     assert ok and all(r.model_name == "zhang-siggraph17" and r.model_sha256 == sha256_file(path) for r in ok)
+
+
+def test_a_calibration_beside_any_family_s_weights_is_used_for_those_weights_only(tmp_path):
+    from chromata import calibration as cal
+    from chromata.models import calibration_path
+
+    path = tmp_path / "colorization_release_v2.pth"
+    save_reference_format(_randomised(ECCV16Net), path)
+    assert load_colorizer(f"eccv16:{path}", device="cpu").calibration is None
+    calibration_path(path).write_text(cal.fit([0.1, 0.9], [12.0, 4.0], "other-weights", 1).to_json())
+    assert load_colorizer(f"eccv16:{path}", device="cpu").calibration is None
+    own = cal.fit([0.1, 0.5, 0.9], [12.0, 8.0, 4.0], sha256_file(path), 1)
+    calibration_path(path).write_text(own.to_json())
+    assert load_colorizer(f"eccv16:{path}", device="cpu").calibration == own
+    calibration_path(path).write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable calibration"):
+        load_colorizer(f"eccv16:{path}", device="cpu")

@@ -148,3 +148,55 @@ def test_cpu_inference_graph_equals_eager_for_any_batch():
             del os.environ["CHROMATA_EAGER"]
         assert np.abs(fast.ab - eager.ab).max() < 1e-2
         assert np.abs(fast.uncertainty - eager.uncertainty).max() < 1e-4
+
+
+def test_every_registered_family_is_accepted_by_the_config_and_named_in_its_errors(tmp_path):
+    from chromata.config import build_config
+    from chromata.models import FAMILIES, spec_forms
+
+    for fam in FAMILIES.values():
+        for form in fam.forms:
+            spec = form.replace("PATH", str(tmp_path / "w.bin"))
+            assert build_config(source=str(tmp_path / "s"), destination=str(tmp_path / "d"), model=spec).model == spec
+    forms = [form for fam in FAMILIES.values() for form in fam.forms]
+    assert "builtin:v1" in forms and "onnx:PATH" in forms
+    with pytest.raises(ConfigError) as from_config:
+        build_config(source=str(tmp_path / "s"), destination=str(tmp_path / "d"), model="zhang:x")
+    with pytest.raises(ConfigError) as from_loader:
+        load_colorizer("zhang:x")
+    for exc in (from_config, from_loader):  # one message, from the registry, naming every form
+        assert f"unknown model 'zhang:x': use {spec_forms()}" in str(exc.value)
+        assert all(form in str(exc.value) for form in forms)
+    with pytest.raises(ConfigError, match="needs a weights file: eccv16:PATH"):
+        build_config(source=str(tmp_path / "s"), destination=str(tmp_path / "d"), model="eccv16")
+
+
+def test_cli_help_and_readme_list_the_registered_families():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from chromata.cli import app
+    from chromata.models import FAMILIES
+
+    listed = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    run_help = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "400"})
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- model families:", 1)[1].split("<!-- end of model families -->", 1)[0]
+    documented = [line for line in section.splitlines() if line.startswith("- ")]
+    assert len(documented) == len(FAMILIES)
+    for fam, line in zip(FAMILIES.values(), documented, strict=True):
+        assert line == "- " + ", ".join(f"`{form}`" for form in fam.forms) + f": {fam.summary}"
+        assert fam.kind in listed.output
+        for form in fam.forms:
+            assert form in run_help.output
+
+
+def test_spec_names_the_packaged_weights_and_their_calibration():
+    from chromata.models import calibration_path, model_path
+    from chromata.models.builtin import packaged_weights
+
+    assert model_path("builtin") == builtin_weights_path()
+    assert model_path("builtin:v1") == packaged_weights("v1")
+    assert calibration_path(model_path("builtin:v1")).is_file()  # where `chromata calibrate --model builtin:v1` writes
