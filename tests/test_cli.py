@@ -86,3 +86,33 @@ def test_cli_run_then_manifest_and_review(ray_local, prefect_harness, collection
     assert via_s3.exit_code == 3, via_s3.output
     shown = runner.invoke(app, ["manifest", "show", "s3://cli-derivatives/coll/", "--endpoint-url", moto_endpoint])
     assert "6 rows" in shown.output
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"])
+    assert top.exit_code == 0
+    for command in (
+        "version", "run", "serve", "plan", "train", "eval", "export-onnx", "calibrate", "models", "provenance",
+        "iiif", "review list", "review serve", "review add-user", "review export", "manifest show", "runs list",
+        "runs show",
+    ):  # fmt: skip
+        result = runner.invoke(app, [*command.split(), "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (command, result.output)
+        assert command.split()[0] in top.output
+
+
+def test_cli_modules_stay_thin():
+    from pathlib import Path
+
+    import chromata.cli
+
+    sizes = {p.name: len(p.read_text().splitlines()) for p in Path(chromata.cli.__file__).parent.glob("*.py")}
+    assert len(sizes) > 3 and max(sizes.values()) <= 400, sizes
+
+
+def test_training_errors_are_one_line(tmp_path):
+    _one_line_error(chromata("train", "--data", str(tmp_path / "nope")), "training data folder not found")
+    _one_line_error(chromata("train", "--data", str(tmp_path), "--crop", "100"), "--crop must be a multiple of 32")
+    _one_line_error(chromata("eval", str(tmp_path), "--split", "x"), "--split must be val or all")
+    _one_line_error(chromata("runs", "show", str(tmp_path), "r-1"), f"no run r-1 in {tmp_path}")

@@ -31,3 +31,21 @@ def test_invalid_config_is_one_clear_line(values, message):
         build_config(**{"source": "in", "destination": "out", **values})
     assert message in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_training_config_is_checked_before_any_work(tmp_path):
+    from chromata.config import build_train_config
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    cfg = build_train_config(workers=2, data=str(data), out=tmp_path / "m", crop=128, init="scratch")
+    assert cfg.crop == 128 and cfg.init == "scratch"
+    for values, message in (
+        ({"data": str(tmp_path / "nope")}, "training data folder not found"),
+        ({"data": str(data), "crop": 100}, "--crop must be a multiple of 32"),
+        ({"data": str(data), "init": str(tmp_path / "w.pt")}, "--init must be one of imagenet, scratch, builtin"),
+        ({"data": str(data), "workers": 0}, "--workers must be at least 1"),
+        ({"data": str(data), "stepz": 3}, "invalid training configuration"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            build_train_config(**{"out": tmp_path / "m", **values})
