@@ -8,7 +8,6 @@ single pixel is decoded; running out of memory while decoding is reported as ``t
 from __future__ import annotations
 
 import io
-import posixpath
 import re
 import struct
 import warnings
@@ -20,47 +19,27 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chromata.errors import ImageError
+from chromata.formats import (
+    BY_NAME,
+    FORMATS,
+    OUTPUT_FORMAT_NAMES,
+    SAME_FORMAT_FALLBACK,
+    format_of,
+    is_image_key,
+    is_media_key,
+    is_video_key,
+)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".jp2", ".gif"})
-TIFF_EXTENSIONS = (".tif", ".tiff")
-CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".webp": "image/webp",
-    ".bmp": "image/bmp",
-    ".jp2": "image/jp2",
-    ".gif": "image/gif",
-    ".mp4": "video/mp4",
-    ".m4v": "video/mp4",
-    ".mov": "video/quicktime",
-    ".avi": "video/x-msvideo",
-    ".mkv": "video/x-matroska",
-}
-# --format values -> the extension written
-OUTPUT_FORMATS = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif", "jp2": ".jp2", "webp": ".webp"}
-# "same format as the source" for a format chromata reads but does not write
-SAME_FORMAT_FALLBACK = {".gif": ".png"}
+__all__ = ["SAME_FORMAT_FALLBACK", "is_image_key", "is_media_key", "is_video_key"]  # re-exported
+
+# The format tables, derived from the one registry (chromata.formats) for the callers that read them here.
+IMAGE_EXTENSIONS = frozenset(ext for f in FORMATS if "film" not in f.kinds for ext in f.extensions)
+VIDEO_EXTENSIONS = frozenset(ext for f in FORMATS if "film" in f.kinds for ext in f.extensions)
+TIFF_EXTENSIONS = BY_NAME["tiff"].extensions
+CONTENT_TYPES = {ext: f.mime for f in FORMATS for ext in f.extensions}
+OUTPUT_FORMATS = {name: BY_NAME[name].extension for name in OUTPUT_FORMAT_NAMES}  # --format -> extension
 # A grey scan stored as RGB differs between channels only by compression noise.
 GREY_CHANNEL_TOLERANCE = 6.0  # in 8-bit units, 99.5th percentile of |channel - mean|
-
-
-def is_image_key(key: str) -> bool:
-    return posixpath.splitext(key)[1].lower() in IMAGE_EXTENSIONS
-
-
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".m4v"})
-
-
-def is_video_key(key: str) -> bool:
-    return posixpath.splitext(key)[1].lower() in VIDEO_EXTENSIONS
-
-
-def is_media_key(key: str) -> bool:
-    """What a run colorizes: still images and videos (film reels)."""
-    return is_image_key(key) or is_video_key(key)
 
 
 @dataclass(frozen=True)
@@ -334,28 +313,21 @@ class EncodeOptions:
 
 
 def encode(bgr: NDArray[Any], ext: str, opts: EncodeOptions) -> bytes:
-    """Encode BGR pixels in the format named by ``ext`` (TIFF: LZW, bit depth kept)."""
+    """Encode BGR pixels in the format named by ``ext`` (TIFF: LZW, bit depth kept; 8-bit-only formats
+    round 16-bit samples)."""
     ext = ext.lower()
-    params: list[int] = []
-    if ext in (".jpg", ".jpeg"):
-        if bgr.dtype != np.uint8:
-            bgr = (bgr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-        params = [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality]
-    elif ext == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, opts.png_compression]
-    elif ext in (".tif", ".tiff"):
-        params = [cv2.IMWRITE_TIFF_COMPRESSION, 5]  # 5 = LZW
-    elif ext == ".webp":
-        if bgr.dtype != np.uint8:
-            bgr = (bgr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-        params = [cv2.IMWRITE_WEBP_QUALITY, opts.webp_quality]
-    elif ext == ".jp2":  # JPEG 2000, lossless (the archival choice), 8 or 16 bit
-        params = [cv2.IMWRITE_JPEG2000_COMPRESSION_X1000, 1000]
-    elif ext == ".bmp":
-        if bgr.dtype != np.uint8:
-            bgr = (bgr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    else:
+    fmt = format_of("x" + ext)
+    if fmt is None or "still" not in fmt.kinds:
         raise ImageError("unsupported_format", f"cannot encode {ext}")
+    if fmt.eight_bit and bgr.dtype != np.uint8:
+        bgr = (bgr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    params = {
+        "jpeg": [cv2.IMWRITE_JPEG_QUALITY, opts.jpeg_quality],
+        "png": [cv2.IMWRITE_PNG_COMPRESSION, opts.png_compression],
+        "tiff": [cv2.IMWRITE_TIFF_COMPRESSION, 5],  # 5 = LZW
+        "webp": [cv2.IMWRITE_WEBP_QUALITY, opts.webp_quality],
+        "jp2": [cv2.IMWRITE_JPEG2000_COMPRESSION_X1000, 1000],  # JPEG 2000, lossless (the archival choice)
+    }.get(fmt.name, [])
     ok, out = cv2.imencode(ext, bgr, params)
     if not ok:
         raise ImageError("encode_error", f"OpenCV could not encode {ext}")

@@ -11,8 +11,8 @@ turns them into the machine-readable reason codes stored in the manifest:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -167,3 +167,55 @@ def _downscale(img: F32, side: int) -> F32:
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA).astype(
         np.float32
     )
+
+
+# -- one item of several units (pages, frames) --------------------------------------------------------
+# The same input checks for every media kind.
+#
+# A still is one unit; a multi-page TIFF has a unit per page; a film has a unit per sampled frame; a banded
+# scan's unit is its block-reduced L*. Each unit gets ``chromata.inputchecks`` on its reduced L* (plus the ICC
+# note); the item's reasons are then combined: for pages, a reason on *any* page (each page is a picture a
+# curator looks at); for film, a reason on *most* sampled frames (a fade to black is not an underexposed reel).
+# The already-colour check follows the same rule.
+
+Rule = Literal["any", "most"]
+
+
+def unit_tone(pixels: NDArray[Any]) -> Tone | None:
+    """The tone of a unit stored with colour channels (None for single-channel greys)."""
+    return classify_tone(pixels) if pixels.ndim == 3 and pixels.shape[2] >= 3 else None
+
+
+@dataclass
+class InputChecks:
+    """Accumulates the checks over an item's units, in order."""
+
+    rule: Rule = "any"
+    units: int = 0
+    colour_units: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(
+        self, lightness: F32, width: int, height: int, tone: Tone | None, icc_note: str | None = None
+    ) -> None:
+        """One unit: ``lightness`` at any resolution (it is block-reduced here when large)."""
+        self.units += 1
+        if tone is not None and tone.kind == "colour":
+            self.colour_units += 1
+            return
+        small = color.reduce_lightness(lightness) if max(lightness.shape) > color.REDUCED_SIDE else lightness
+        found = input_reasons(small, width, height, tone)
+        if icc_note and icc_note.startswith("not sRGB"):
+            found.append("icc_not_srgb")
+        for reason in found:
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+
+    def _holds(self, n: int) -> bool:
+        return n > 0 if self.rule == "any" else 2 * n >= max(1, self.units)
+
+    @property
+    def already_colour(self) -> bool:
+        return self._holds(self.colour_units)
+
+    def reasons(self) -> list[str]:
+        return [r for r, n in self.counts.items() if self._holds(n)]

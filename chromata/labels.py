@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from chromata.formats import FORMATS, format_of
+
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 DIGITAL_SOURCE_TYPES = ("algorithmicallyEnhanced", "compositeWithTrainedAlgorithmicMedia", "trainedAlgorithmicMedia")
 CHROMATA_NS = "https://chromata.dev/ns/1.0/"
@@ -321,16 +323,17 @@ def label_output(
     """Embed the XMP (and the source's carried metadata) in an encoded output.
 
     Returns (output bytes, sidecar XMP or None when the format cannot carry it)."""
-    ext = ext.lower()
-    if ext in (".jpg", ".jpeg"):
+    fmt = format_of("x" + ext)
+    slot = fmt.xmp if fmt else "sidecar"
+    if slot == "jpeg":
         return embed_jpeg(output, xmp, source_metadata_jpeg(source)), None
-    if ext == ".png":
+    if slot == "png":
         return embed_png(output, xmp, source_metadata_png(source)), None
-    if ext in (".tif", ".tiff"):
+    if slot == "tiff":
         return embed_tiff(output, xmp, source_metadata_tiff(source)), None
-    if ext == ".webp":
+    if slot == "webp":
         return embed_webp(output, xmp, width, height), None
-    if ext == ".jp2":
+    if slot == "jp2":
         return embed_jp2(output, xmp), None
     return output, xmp
 
@@ -391,9 +394,7 @@ def visible_label(bgr: NDArray[Any], style: str) -> NDArray[Any]:
     raise ValueError(f"unknown label style {style!r}: use corner, border or none")
 
 
-C2PA_MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff",
-             ".tiff": "image/tiff", ".webp": "image/webp", ".mp4": "video/mp4", ".m4v": "video/x-m4v",
-             ".mov": "video/quicktime", ".avi": "video/x-msvideo"}  # fmt: skip
+C2PA_MIME = {ext: f.c2pa_mime for f in FORMATS if f.c2pa_mime for ext in f.extensions}  # chromata.formats
 
 
 class C2paSigner:
@@ -428,11 +429,13 @@ class C2paSigner:
         self._builder(p, title).sign(self.signer, mime, io.BytesIO(data), out)
         return out.getvalue()
 
-    def sign_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], p: Provenance, title: str) -> None:
-        """Sign a TIFF on disk into ``dst`` (file to file: the pixels are not held by Python; the C2PA SDK
-        itself buffers about the file's size, which the caller budgets for)."""
+    def sign_file(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], p: Provenance, title: str, mime: str = "image/tiff"
+    ) -> None:
+        """Sign a file on disk into ``dst`` (a banded TIFF, a streamed film: file to file, the pixels are not
+        held by Python; the C2PA SDK itself buffers about the file's size, which the caller budgets for)."""
         with open(src, "rb") as source, open(dst, "w+b") as dest:
-            self._builder(p, title).sign(self.signer, "image/tiff", source, dest)
+            self._builder(p, title).sign(self.signer, mime, source, dest)
 
     def _builder(self, p: Provenance, title: str) -> Any:
         import json

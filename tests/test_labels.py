@@ -24,9 +24,10 @@ from chromata.manifest import write_fragment
 from chromata.pipeline import ShardProcessor, make_shards
 from chromata.storage import LocalStorage
 from tests.certs import signing_chain
+from tests.conftest import needs_tool
 
 EXIFTOOL = shutil.which("exiftool")
-needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool (Debian libimage-exiftool-perl) not installed")
+needs_exiftool = needs_tool("exiftool")  # skipped without it; fails in CI
 
 
 def _run(collection, out, **kw):
@@ -245,9 +246,11 @@ def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp
     big = tmp_path / "colorized.tif"
     with open(big, "wb") as f:
         f.truncate(129 * 2**20)  # sparse: over 128 MiB, no disk used
+    from chromata.formats import BY_NAME
+
     proc = ShardProcessor(cfg)
     with pytest.raises(ImageError, match=r"too_large.*C2PA-sign.*memory_budget_mb=256.*at least 259"):
-        proc._sign_file(proc.c2pa, big, tmp_path / "signed.tif", Provenance.__new__(Provenance), "scan.tif")
+        proc.output._signed(big, BY_NAME["tiff"], Provenance.__new__(Provenance), "scan.tif")
     assert not (tmp_path / "signed.tif").exists()
 
 

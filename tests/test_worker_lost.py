@@ -26,7 +26,7 @@ def _kill_on_poison_hook():  # type: ignore[no-untyped-def]
         import os
         import signal
 
-        import chromata.pipeline as pipeline
+        import chromata.pipeline.still as pipeline  # where stills are decoded
 
         real = pipeline.decode
 

@@ -1,0 +1,46 @@
+"""Scans too large for memory: analysed and colorized in bands (``chromata.tiled``) from a local file (the
+source's own file when it is local, else a streamed download into scratch space), written as a banded TIFF
+in scratch space that the output path streams to the destination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chromata import color, tiled
+from chromata.config import RunConfig
+from chromata.errors import ImageError
+from chromata.imageio import check_pixel_limit, probe
+from chromata.models import Colorizer
+from chromata.pipeline.output import format_for, local_copy
+from chromata.pipeline.shards import ShardStats
+from chromata.pipeline.work import Colorized, Encoded, Item, Skip
+from chromata.storage import Storage
+
+
+class BandedHandler:
+    def __init__(self, cfg: RunConfig, model: Colorizer, source: Storage) -> None:
+        self.cfg, self.model, self.source = cfg, model, source
+
+    def run(self, item: Item, scratch: Path, stats: ShardStats) -> Colorized | Skip:
+        fmt = format_for(item, self.cfg)
+        src = local_copy(item, self.source, scratch, stats)
+        info = probe(str(src))
+        check_pixel_limit(info, self.cfg.max_pixels)
+        budget = self.cfg.memory_budget_mb * 2**20 // 8
+        try:
+            analysis = tiled.analyse(str(src), max_segment_bytes=budget)
+        except ImageError as exc:
+            if exc.code == "already_colour":
+                return Skip("already_colour", exc.failure.detail)
+            raise
+        pred = self.model.predict_ab(color.working_lightness(analysis.lightness, self.model.input_size)[None])
+        layout = analysis.layout
+
+        def finish(xmp: bytes) -> Encoded:
+            out = scratch / "output.tif"
+            tiled.write_colorized(str(src), str(out), pred.ab[0], label=self.cfg.label, xmp=xmp,
+                                  max_segment_bytes=budget)  # fmt: skip
+            return Encoded(out)
+
+        return Colorized(fmt, [pred.uncertainty[0]], list(analysis.reasons), layout.width, layout.height,
+                         layout.bit_depth, finish)  # fmt: skip

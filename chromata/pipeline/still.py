@@ -1,0 +1,55 @@
+"""Stills: one image decoded in memory. Prepared in a reader thread (decode, L*, checks), predicted in a batch
+with other stills by the scheduler, then merged with the full-resolution L* in a writer thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chromata import color, inputchecks, labels
+from chromata.config import RunConfig
+from chromata.imageio import DecodedImage, EncodeOptions, decode, encode
+from chromata.models import Colorizer
+from chromata.pipeline.output import format_for
+from chromata.pipeline.work import F32, Colorized, Encoded, Item, Skip
+
+
+@dataclass
+class PreparedStill:
+    item: Item
+    image: DecodedImage
+    lightness: F32 = field(repr=False)  # full resolution: what the output keeps
+    work: F32 = field(repr=False)  # the model's input
+    reasons: list[str]
+
+
+class StillHandler:
+    def __init__(self, cfg: RunConfig, model: Colorizer) -> None:
+        self.cfg, self.model = cfg, model
+        self.encode_opts = EncodeOptions(jpeg_quality=cfg.jpeg_quality)
+
+    def prepare(self, item: Item) -> PreparedStill | Skip:
+        assert item.data is not None and item.info is not None  # routing reads stills
+        fmt = format_for(item, self.cfg)  # an impossible --format fails before any decoding
+        del fmt
+        image = decode(item.data, self.cfg.max_pixels, item.info)
+        checks = inputchecks.InputChecks("any")
+        lightness = color.lightness_of(image.pixels)
+        small = color.reduce_lightness(lightness)  # ≤ 1024 px: all the model and the checks need
+        checks.add(small, image.width, image.height, inputchecks.unit_tone(image.pixels), image.colour_space_note)
+        if checks.already_colour:
+            return Skip("already_colour", "the source already has colour")
+        work = color.working_lightness(small, self.model.input_size)
+        return PreparedStill(item, image, lightness, work, checks.reasons())
+
+    def render(self, p: PreparedStill, ab: F32, uncertainty: F32) -> Colorized:
+        fmt = format_for(p.item, self.cfg)
+        pixels = labels.visible_label(color.merge_chroma_to(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
+        h, w = pixels.shape[:2]
+        source = p.item.data or b""
+
+        def finish(xmp: bytes) -> Encoded:
+            data, sidecar = labels.label_output(source, encode(pixels, fmt.extension, self.encode_opts), fmt.extension,
+                                                xmp, w, h)  # fmt: skip
+            return Encoded(data, sidecar)
+
+        return Colorized(fmt, [uncertainty], p.reasons, p.image.width, p.image.height, p.image.bit_depth, finish)
