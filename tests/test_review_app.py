@@ -240,16 +240,19 @@ def test_images_are_only_served_from_inside_the_outputs(queue, colorized, tmp_pa
         assert r.status_code == 200 and r.headers["content-type"] == mime, kind
     assert client.get(f"/items/{item.id}/image/..%2F..%2Fetc%2Fpasswd").status_code == 404
     assert client.get(f"/items/{item.id}/image/original").status_code == 404
-    # a queue row pointing outside the outputs (tampered database) is refused, not served
+    # a queue row pointing outside the outputs (tampered database) is refused, not served: by its URI (an
+    # item queued before relative keys were stored) or by a key that climbs out of the destination
     secret = tmp_path / "secret.jpg"
     secret.write_bytes((colorized[0] / "a.jpg").read_bytes())
     from dataclasses import replace
 
-    rec = replace(colorized[1][0], image_id="evil", output_uri=str(secret), output_sha256="f" * 64)
-    queue.enqueue([rec])
-    evil = next(e for e in queue.list(limit=100) if e.image_id == "evil")
-    r = client.get(f"/items/{evil.id}/image/colour")
-    assert r.status_code == 404 and "outside the location" in r.text
+    for name, key, why in (("evil", None, "outside the location"), ("evil2", "../secret.jpg", "'..' segment")):
+        rec = replace(colorized[1][0], image_id=name, output_uri=str(secret), output_key=key, output_sha256="f" * 64)
+        queue.enqueue([rec])
+        evil = next(e for e in queue.list(limit=100) if e.image_id == name)
+        assert evil.output_key == key
+        r = client.get(f"/items/{evil.id}/image/colour")
+        assert r.status_code == 404 and why in r.text, (name, r.text)
 
 
 def test_review_flow_api_export_and_manifest(queue, colorized):
@@ -316,7 +319,8 @@ def test_manifest_show_and_redo_rejected(queue, colorized, tmp_path):
     assert [o.key for s in Planner(cfg).shards() for o in s.objects] == []  # everything is done
     redo = build_config(source=str(scans), destination=str(out), review_db=queue.url, redo_rejected=True)
     rejected_key = next(r.source_key for r in colorized[1] if r.image_id == item.image_id)
-    assert [o.key for s in Planner(redo).shards() for o in s.objects] == [rejected_key]
+    rerun = queue.rerun_source_uris()  # what the flow's open_plan hands the planner
+    assert [o.key for s in Planner(redo, rerun_uris=rerun).shards() for o in s.objects] == [rejected_key]
 
 
 def test_production_mode_refuses_an_insecure_secret(queue, colorized):
