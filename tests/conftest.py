@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,50 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scans"
 PG_URL = os.environ.get("CHROMATA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+# External programs some tests need. On a developer's machine a missing one skips those tests; with CI set
+# (CI=true, as .ci/run and every CI service set it) it fails them: a check that CI skipped proves nothing.
+TOOLS = {
+    "exiftool": ("exiftool", "Debian package libimage-exiftool-perl"),
+    "promtool": ("promtool", "Debian package prometheus"),
+    "chromium": ("/usr/bin/chromium", "Debian package chromium"),
+}
+
+
+def in_ci(env: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    return env.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def needs_tool(name: str) -> pytest.MarkDecorator:
+    """Mark a test that runs ``name`` (a key of TOOLS)."""
+    if name not in TOOLS:
+        raise ValueError(f"unknown tool {name!r}: add it to tests/conftest.py TOOLS")
+    return pytest.mark.needs_tool(name)
+
+
+def tool_problem(name: str, ci: bool, path: str | None = None) -> tuple[str, str] | None:
+    """None when the tool is there; else ("fail" in CI, "skip" elsewhere, and the reason)."""
+    command, package = TOOLS[name]
+    if shutil.which(command, path=path):
+        return None
+    reason = f"{name} ({package}) is not installed"
+    if ci:
+        return "fail", f"{reason}; CI is set, so the tests that need it fail instead of skipping"
+    return "skip", reason
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_tool(name): runs an external program (skipped without it, failed in CI)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs_tool"):
+        problem = tool_problem(mark.args[0], in_ci())
+        if problem and problem[0] == "fail":
+            pytest.fail(problem[1], pytrace=False)
+        if problem:
+            pytest.skip(problem[1])
 
 
 def gradient_gray(h: int = 96, w: int = 128, dtype: type = np.uint8) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import yaml
 
 from chromata.config import build_config
 from chromata.imageio import is_image_key
+from tests.conftest import needs_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
@@ -45,7 +45,7 @@ def test_dashboards_and_rules_are_well_formed():
                 assert rule["labels"]["severity"] in {"page", "ticket"}
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+@needs_tool("promtool")
 def test_promtool_accepts_the_rules():
     for path in RULES:
         out = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)

@@ -14,16 +14,14 @@ from chromata.review.app import AppSettings, create_app
 from chromata.review.export import export_decisions
 from chromata.review.store import ReviewQueue
 from chromata.storage import LocalStorage
-from tests.conftest import free_port
+from tests.conftest import free_port, needs_tool
 from tests.test_review_app import PASSWORD, colorized  # noqa: F401 - the module fixture
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
+    needs_tool("chromium"),
 ]
 
 
