@@ -430,8 +430,9 @@ class C2paSigner:
         return out.getvalue()
 
     def sign_file(
-        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], p: Provenance, title: str, mime: str = "image/tiff"
-    ) -> None:
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], p: Provenance, title: str,
+        mime: str = "image/tiff",
+    ) -> None:  # fmt: skip
         """Sign a file on disk into ``dst`` (a banded TIFF, a streamed film: file to file, the pixels are not
         held by Python; the C2PA SDK itself buffers about the file's size, which the caller budgets for)."""
         with open(src, "rb") as source, open(dst, "w+b") as dest:

@@ -47,8 +47,7 @@ class Layout:
 class Analysis:
     layout: Layout
     lightness: NDArray[np.float32]  # block-averaged L* (color.reduce_lightness)
-    reasons: list[str]
-    tone: inputchecks.Tone | None
+    tone: inputchecks.Tone | None  # of an RGB scan (None for grey): the engine's input checks take both
 
 
 def _open(path: str) -> Any:
@@ -146,7 +145,7 @@ def _bands(tif: Any, layout: Layout, max_segment_bytes: int) -> Iterator[NDArray
 
 
 def analyse(path: str, max_segment_bytes: int = 256 << 20) -> Analysis:
-    """First pass: the layout, a reduced L* for the model, and the input checks (on the reduction)."""
+    """First pass: the layout, a reduced L* (for the model and the input checks) and the tone of an RGB scan."""
     with _open(path) as tif:
         layout = _layout(tif)
         factor = color.reduction_factor(layout.width, layout.height)
@@ -160,11 +159,7 @@ def analyse(path: str, max_segment_bytes: int = 256 << 20) -> Analysis:
     if colour is not None:
         reduced = colour.result()
         tone = inputchecks.classify_tone(np.clip(reduced + 0.5, 0, np.iinfo(layout.dtype).max).astype(layout.dtype))
-        if tone.kind == "colour":
-            raise ImageError("already_colour", "the source already has colour")
-    lightness = light.result()
-    reasons = inputchecks.input_reasons(lightness, layout.width, layout.height, tone)
-    return Analysis(layout, lightness, reasons, tone)
+    return Analysis(layout, light.result(), tone)
 
 
 def write_colorized(

@@ -192,7 +192,8 @@ def colorize_stream(
     if smooth.unc_sum is None:
         raise ImageError("decode_error", "no decodable video frames")
     flicker = float(np.mean(smooth.flicker)) if smooth.flicker else 0.0
-    return StreamResult(smooth.frames, info.fps, info.width, info.height, (smooth.unc_sum / smooth.frames).astype(np.float32), flicker)
+    mean_uncertainty = (smooth.unc_sum / smooth.frames).astype(np.float32)
+    return StreamResult(smooth.frames, info.fps, info.width, info.height, mean_uncertainty, flicker)
 
 
 def colorize_video(

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chromata import color, tiled
+from chromata import color, inputchecks, tiled
 from chromata.config import RunConfig
-from chromata.errors import ImageError
 from chromata.imageio import check_pixel_limit, probe
 from chromata.models import Colorizer
 from chromata.pipeline.output import format_for, local_copy
@@ -27,14 +26,13 @@ class BandedHandler:
         info = probe(str(src))
         check_pixel_limit(info, self.cfg.max_pixels)
         budget = self.cfg.memory_budget_mb * 2**20 // 8
-        try:
-            analysis = tiled.analyse(str(src), max_segment_bytes=budget)
-        except ImageError as exc:
-            if exc.code == "already_colour":
-                return Skip("already_colour", exc.failure.detail)
-            raise
-        pred = self.model.predict_ab(color.working_lightness(analysis.lightness, self.model.input_size)[None])
+        analysis = tiled.analyse(str(src), max_segment_bytes=budget)
         layout = analysis.layout
+        checks = inputchecks.InputChecks("any")
+        checks.add(analysis.lightness, layout.width, layout.height, analysis.tone)
+        if checks.already_colour:
+            return Skip("already_colour", "the source already has colour")
+        pred = self.model.predict_ab(color.working_lightness(analysis.lightness, self.model.input_size)[None])
 
         def finish(xmp: bytes) -> Encoded:
             out = scratch / "output.tif"
@@ -42,5 +40,5 @@ class BandedHandler:
                                   max_segment_bytes=budget)  # fmt: skip
             return Encoded(out)
 
-        return Colorized(fmt, [pred.uncertainty[0]], list(analysis.reasons), layout.width, layout.height,
+        return Colorized(fmt, [pred.uncertainty[0]], checks.reasons(), layout.width, layout.height,
                          layout.bit_depth, finish)  # fmt: skip

@@ -35,7 +35,8 @@ class StillHandler:
         checks = inputchecks.InputChecks("any")
         lightness = color.lightness_of(image.pixels)
         small = color.reduce_lightness(lightness)  # ≤ 1024 px: all the model and the checks need
-        checks.add(small, image.width, image.height, inputchecks.unit_tone(image.pixels), image.colour_space_note)
+        tone = inputchecks.classify_tone(image.pixels) if image.is_colour else None
+        checks.add(small, image.width, image.height, tone, image.colour_space_note)
         if checks.already_colour:
             return Skip("already_colour", "the source already has colour")
         work = color.working_lightness(small, self.model.input_size)
