@@ -105,7 +105,7 @@ class Metrics:
     def observe_records(self, records: Iterable[ImageRecord], collection: str) -> None:
         tally: Tally[tuple[str, str]] = Tally()
         for rec in records:
-            reason = (rec.error or "").split(":", 1)[0] if rec.status == "failed" else ""
+            reason = (rec.error_code or "unknown") if rec.status == "failed" else ""
             if rec.status == "skipped":
                 reason = ",".join(rec.confidence_reasons) or ""
             tally[(rec.status, reason)] += 1

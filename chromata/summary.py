@@ -40,7 +40,7 @@ class RunSummary:
                 self.skipped += 1
             else:
                 self.failed += 1
-                self.failures[(r.error or "unknown").split(":", 1)[0]] += 1
+                self.failures[r.error_code or "unknown"] += 1
                 if len(self.failed_examples) < 10:
                     self.failed_examples.append((r.source_key, r.error or ""))
 
