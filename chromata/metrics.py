@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +148,13 @@ class Metrics:
             for reason in (reasons or "none").split(","):
                 counts[(coll, reason)] += 1
             oldest[coll] = min(oldest.get(coll, enqueued), enqueued)
+        self.observe_review_counts(counts, oldest, collection_names)
+
+    def observe_review_counts(
+        self, counts: Mapping[tuple[str, str], int], oldest: Mapping[str, float], collection_names: Iterable[str]
+    ) -> None:
+        """The review gauges from aggregates: pending items per (collection, reason) ("none" for items
+        without one) and the oldest pending item's enqueue time per collection (the queue counts in SQL)."""
         self.review_items.clear()
         for (coll, reason), n in counts.items():
             self.review_items.labels(coll, reason).set(n)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.engine import Engine
@@ -23,10 +22,9 @@ def _distinct(column: Any) -> Any:
     return select(column).distinct().order_by(column)
 
 
-@dataclass(frozen=True)
-class PendingStats:
+class PendingStats(NamedTuple):
     """Pending items per (collection, reason) — an item with no reason counts under "none" — and the
-    enqueue time of the oldest pending item per collection."""
+    enqueue time of the oldest pending item per collection (``METRICS.observe_review_counts(*stats, names)``)."""
 
     counts: dict[tuple[str, str], int]
     oldest: dict[str, float]

@@ -93,5 +93,5 @@ def metrics(ctx: Context, authorization: Annotated[str | None, Header()] = None)
         raise HTTPException(404)
     if not authorization or not hmac.compare_digest(authorization, f"Bearer {token}"):
         return Response("unauthorised", status_code=401)
-    METRICS.observe_review_queue(ctx.queue.pending_summary(), ctx.queue.facets()["collections"])
+    METRICS.observe_review_counts(*ctx.queue.pending_stats(), ctx.queue.facets()["collections"])
     return Response(METRICS.text(), media_type="text/plain; version=0.0.4")
