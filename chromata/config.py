@@ -79,6 +79,24 @@ class RunConfig(BaseModel):
         False, description="colorize again the images curators rejected or sent back for re-colouring"
     )
     reprocess_if_model_changed: bool = False
+    inventory: str | None = Field(
+        None,
+        description="plan from this S3 Inventory report (its manifest.json, s3:// or a local copy) instead of "
+        "listing the source bucket",
+    )
+
+    @field_validator("inventory")
+    @classmethod
+    def _inventory(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must not be empty (the URI of the inventory's manifest.json)")
+        return v.strip() if v else None
+
+    @model_validator(mode="after")
+    def _inventory_of_s3(self) -> RunConfig:
+        if self.inventory and not self.source.startswith("s3://"):
+            raise ValueError("--inventory describes an S3 bucket: the source must be s3://bucket/prefix")
+        return self
 
     @field_validator("source", "destination")
     @classmethod

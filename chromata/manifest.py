@@ -141,13 +141,19 @@ def write_fragment(storage: Storage, shard_id: str, records: Sequence[ImageRecor
 
 
 def fragment_keys(storage: Storage) -> list[str]:
-    return [o.key for o in storage.list(MANIFEST_PREFIX) if o.key.endswith(".parquet") and "/shard-" in o.key]
+    from chromata.compaction import is_fragment_key
+
+    return [o.key for o in storage.list(MANIFEST_PREFIX) if is_fragment_key(o.key)]
 
 
-def read_manifest(storage: Storage, columns: Iterable[str] | None = None) -> pa.Table:
-    """All fragments under the destination as one table (empty table with the schema if none)."""
+def read_manifest(storage: Storage, columns: Iterable[str] | None = None, dictionary: Iterable[str] = ()) -> pa.Table:
+    """All fragments under the destination as one table (empty table with the schema if none), in
+    fragment order; compacted fragments are read from their compaction (:mod:`chromata.compaction`).
+    ``dictionary``: columns to read dictionary-encoded (few distinct values: status, model_sha256)."""
+    from chromata.compaction import read_parts
+
     cols = list(columns) if columns is not None else None
-    tables = [pq.read_table(io.BytesIO(storage.read(k)), columns=cols) for k in fragment_keys(storage)]
+    tables = read_parts(storage, cols, dictionary)
     if not tables:
         schema = MANIFEST_SCHEMA if cols is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in cols])
         return schema.empty_table()

@@ -6,6 +6,7 @@ storage root; every key is checked so that nothing can be read or written outsid
 
 from __future__ import annotations
 
+import builtins
 import errno
 import hashlib
 import io
@@ -301,6 +302,83 @@ class S3Storage:
         except self.client.exceptions.NoSuchBucket as exc:
             raise StorageError(f"bucket not found: s3://{self.bucket}") from exc
 
+    def list_parallel(self, prefix: str = "", workers: int = 8, fan_out: int = 32) -> Iterator[ObjectInfo]:
+        """``list(prefix)`` for large prefixes: the "folders" (common prefixes, ``Delimiter="/"``) under
+        ``prefix`` are listed on ``workers`` threads and their objects yielded in ascending key order.
+
+        Folders are opened level by level until there are at least ``fan_out`` of them (or no deeper
+        level). Each folder's keys all start with its name, and a key directly at the level compares to
+        a folder's keys as it compares to the folder's name, so yielding the level's entries in sorted
+        order, a folder's whole listing at its place, is the same order as one flat listing. At most
+        ``workers`` folders are listed ahead of the one being yielded (each one is held as a list)."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if workers <= 1:
+            yield from self.list(prefix)
+            return
+        entries = self._fan_out(prefix.strip("/"), fan_out)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-list") as pool:
+            pending: builtins.list[tuple[ObjectInfo | str, Future[builtins.list[ObjectInfo]] | None]] = []
+            it = iter(entries)
+            try:
+                while True:
+                    while len([f for _, f in pending if f is not None]) < workers:
+                        entry = next(it, None)
+                        if entry is None:
+                            break
+                        job = pool.submit(lambda p: list(self.list(p)), entry) if isinstance(entry, str) else None
+                        pending.append((entry, job))
+                    if not pending:
+                        return
+                    entry, job = pending.pop(0)
+                    if job is None:
+                        assert isinstance(entry, ObjectInfo)
+                        yield entry
+                    else:
+                        yield from job.result()
+            finally:
+                for _, job in pending:
+                    if job is not None:
+                        job.cancel()
+
+    def _fan_out(self, sub: str, fan_out: int, max_depth: int = 4) -> builtins.list[ObjectInfo | str]:
+        """The entries of ``sub`` in key order: objects directly there, and folders (sub-prefixes relative
+        to the root, to be listed whole), opened level by level while there are fewer than ``fan_out``."""
+        entries: builtins.list[ObjectInfo | str] = [sub + "/" if sub else ""]
+        for _ in range(max_depth):
+            folders = sum(1 for e in entries if isinstance(e, str))
+            if folders == 0 or folders >= fan_out:
+                break
+            opened: builtins.list[ObjectInfo | str] = []
+            for e in entries:
+                opened.extend(self._level(e) if isinstance(e, str) else [e])
+            entries = opened
+        return entries
+
+    def _level(self, folder: str) -> builtins.list[ObjectInfo | str]:
+        """One ``Delimiter="/"`` listing of ``folder`` (relative to the root, "" or ending in "/")."""
+        full = f"{self.prefix}/{folder}" if self.prefix else folder
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        out: builtins.list[tuple[str, ObjectInfo | str]] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+                for obj in page.get("Contents", []):
+                    if not obj["Key"].endswith("/"):
+                        info = ObjectInfo(
+                            key=obj["Key"][cut:],
+                            size=int(obj["Size"]),
+                            etag=str(obj.get("ETag", "")).strip('"'),
+                            mtime=obj["LastModified"].timestamp(),
+                        )
+                        out.append((obj["Key"], info))
+                for cp in page.get("CommonPrefixes", []):
+                    out.append((cp["Prefix"], cp["Prefix"][cut:]))
+        except self.client.exceptions.NoSuchBucket as exc:
+            raise StorageError(f"bucket not found: s3://{self.bucket}") from exc
+        out.sort(key=lambda kv: kv[0])
+        return [entry for _, entry in out]
+
     def read(self, key: str) -> bytes:
         resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
         body = resp["Body"]
@@ -440,6 +518,15 @@ class ReadOnlyStorage:
 
     def check_writable(self) -> None:
         raise self._refuse("write to")
+
+
+def list_objects(storage: Storage, prefix: str = "", workers: int = 8) -> Iterator[ObjectInfo]:
+    """Every object under ``prefix`` in key order; S3 prefixes are listed folder by folder on ``workers``
+    threads (:meth:`S3Storage.list_parallel`), anything else as ``storage.list`` lists it."""
+    inner = storage.inner if isinstance(storage, ReadOnlyStorage) else storage
+    if isinstance(inner, S3Storage) and workers > 1:
+        return inner.list_parallel(prefix, workers=workers)
+    return storage.list(prefix)
 
 
 def key_for_uri(storage: Storage, uri: str) -> str:

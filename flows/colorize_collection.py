@@ -34,8 +34,16 @@ log = logging.getLogger(__name__)
 
 @task(name="open-plan", cache_policy=NONE)
 def open_plan(cfg: RunConfig) -> Planner:
-    """Check both locations and load the manifest history; the listing itself streams later."""
-    return Planner(cfg)
+    """Check both locations and load the manifest history; the listing itself streams later. With
+    ``redo_rejected``, the images curators rejected (from the review store) are planned again."""
+    rerun = None
+    if cfg.redo_rejected:
+        queue = ReviewQueue(cfg.review_db_url())
+        try:
+            rerun = queue.rerun_source_uris()
+        finally:
+            queue.close()
+    return Planner(cfg, rerun_uris=rerun)
 
 
 # Storage I/O is retried by boto3 (one layer); this retry covers the review database only.

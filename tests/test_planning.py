@@ -77,3 +77,110 @@ def test_retry_of_committed_shards_gets_new_fragments(collection, tmp_path):
             build_config(source=str(collection), destination=str(out), shard_size=2, retry_failed=True)
         ).shards
     ]  # an interrupted retry resumes into the same fragments
+
+
+def test_media_mask_is_is_media_key():
+    import pyarrow as pa
+
+    from chromata.formats import is_media_key
+    from chromata.planning import media_mask
+
+    keys = [
+        "a.jpg",
+        "a.JPG",
+        "b/c.tif",
+        "b.d/e",
+        "b.d/e.png",
+        ".jpg",
+        "x/.jpg",
+        "x/..jpg",
+        "x/a..jpg",
+        "x/a.",
+        "x/a",
+        "x.y.z.TIFF",
+        "clip.mp4",
+        "notes.txt",
+        "a/b.jpg/c",
+        "ä/ö.jpeg",
+        "a b+c.webp",
+        "x/.hidden.png",
+        "...",
+    ]
+    assert media_mask(pa.array(keys)).to_pylist() == [is_media_key(k) for k in keys]
+
+
+def test_parallel_listing_is_the_flat_listing(s3, moto_endpoint):
+    import uuid
+
+    from chromata.storage import S3Storage, list_objects
+
+    bucket = f"nested-{uuid.uuid4().hex[:6]}"
+    s3.create_bucket(Bucket=bucket)
+    keys = [
+        "a.jpg",
+        "a/b.jpg",
+        "a/c/d.jpg",
+        "a-b/x.jpg",
+        "a0.jpg",
+        "a!.jpg",
+        "b/",
+        "b/1.jpg",
+        "b/2/3/4.jpg",
+        "c",
+        "ä/é.jpg",
+        "z/z/z/z/z.jpg",
+        *[f"big/{i:03d}/{j}.tif" for i in range(12) for j in range(3)],
+    ]
+    for k in keys:
+        for root in ("", "root/"):
+            s3.put_object(Bucket=bucket, Key=root + k, Body=k.encode())
+    for prefix in ("", "root"):
+        store = S3Storage(bucket, prefix, endpoint_url=moto_endpoint)
+        flat = list(store.list())
+        under = [k for k in keys if not k.endswith("/")]
+        assert [o.key for o in flat] == sorted(under if prefix else [*under, *(f"root/{k}" for k in under)])
+        for workers, fan_out in ((4, 2), (3, 8), (8, 64)):
+            assert list(store.list_parallel(workers=workers, fan_out=fan_out)) == flat
+        assert list(store.list_parallel("big", workers=4, fan_out=4)) == list(store.list("big"))
+        assert list(list_objects(store, workers=4)) == flat
+
+
+def test_redo_rejected_needs_the_rerun_set(collection, tmp_path):
+    import pytest
+
+    out = tmp_path / "out"
+    rows = _record_all(collection, out, weights_sha256())
+    cfg = build_config(source=str(collection), destination=str(out), redo_rejected=True)
+    with pytest.raises(ValueError, match="rerun_uris"):
+        plan_run(cfg)
+    assert plan_run(cfg, rerun_uris=set()).images == 0
+    src = LocalStorage(collection)
+    plan = plan_run(cfg, rerun_uris={src.uri(rows[1].source_key), "s3://elsewhere/x.jpg"})
+    assert [o.key for s in plan.shards for o in s.objects] == [rows[1].source_key]
+
+
+def test_history_refuses_a_listing_out_of_order():
+    import pyarrow as pa
+    import pytest
+
+    from chromata.errors import StorageError
+    from chromata.planning import History
+
+    table = pa.table(
+        {
+            "source_key": ["b.jpg", "a.jpg", "b.jpg"],
+            "source_etag": ["e2", "e1", "e3"],
+            "source_size": [2, 1, 3],
+            "status": ["failed", "ok", "ok"],
+            "model_sha256": ["m", "m", "other"],
+        }
+    )
+    h = History.from_table(table, redo_failed=True, model_sha256="m")
+    assert h.match("a.jpg", "e1", 1) == (True, 1)
+    assert h.match("b.jpg", "e2", 2) == (False, 2)  # failed, and retrying failures
+    with pytest.raises(StorageError, match="not in key order"):
+        h.match("a.jpg", "e1", 1)
+    h2 = History.from_table(table, redo_failed=False, model_sha256=None)
+    assert h2.match("b.jpg", "e3", 3) == (True, 2)
+    h2.finish()
+    assert (h2.gone, h2.gone_examples) == (1, ["a.jpg"])
