@@ -1,4 +1,4 @@
-"""Curators' decisions beside the manifest: ``_chromata/decisions/decisions-<timestamp>-<rows>.parquet``.
+"""Curators' decisions beside the manifest: ``_chromata/decisions/decisions-<timestamp>-<rows>-<digest>.parquet``.
 
 The review queue exports its append-only decision log here (``chromata review export``); everything else
 that shows decisions — ``chromata manifest show``, ``chromata provenance``, the manifest index — reads them
@@ -12,6 +12,7 @@ Plain core code: no review-app or database imports.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from collections.abc import Mapping, Sequence
@@ -53,8 +54,11 @@ def write_decisions(storage: Storage, rows: Sequence[Mapping[str, Any]]) -> str:
     table = pa.Table.from_pylist([{n: r.get(n) for n in DECISIONS_SCHEMA.names} for r in rows], schema=DECISIONS_SCHEMA)
     buf = io.BytesIO()
     pq.write_table(table, buf)
-    key = f"{DECISIONS_PREFIX}/decisions-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{len(rows)}.parquet"
-    storage.create_once(key, buf.getvalue(), content_type="application/vnd.apache.parquet")
+    data = buf.getvalue()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    # the content's digest in the name: two exports in one second are two files unless they are the same
+    key = f"{DECISIONS_PREFIX}/decisions-{stamp}-{len(rows)}-{hashlib.sha256(data).hexdigest()[:12]}.parquet"
+    storage.create_once(key, data, content_type="application/vnd.apache.parquet")
     return key
 
 
