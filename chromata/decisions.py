@@ -1,6 +1,6 @@
 """Curators' decisions beside the manifest: ``_chromata/decisions/decisions-<timestamp>-<rows>-<digest>.parquet``.
 
-The review queue exports its append-only decision log here (``chromata review export``); everything else
+The review queue exports its append-only decision log here (the CLI's ``review export``); everything else
 that shows decisions — ``chromata manifest show``, ``chromata provenance``, the manifest index — reads them
 back from these files, so nothing outside the review app needs the review database.
 
