@@ -8,7 +8,7 @@ decision log. The schema itself is created and changed by the Alembic migrations
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, String, Text, exists, select
@@ -136,26 +136,8 @@ class Filters:
 
 
 def entry(i: ReviewItem) -> QueueEntry:
-    return QueueEntry(
-        id=i.id,
-        image_id=i.image_id,
-        collection=i.collection,
-        run_id=i.run_id,
-        source_uri=i.source_uri,
-        output_uri=i.output_uri,
-        confidence=i.confidence,
-        reasons=tuple(i.reasons),
-        status=i.status,
-        enqueued_at=i.enqueued_at,
-        claimed_by=i.claimed_by,
-        claim_expires_at=i.claim_expires_at,
-        model_name=i.model_name,
-        output_sha256=i.output_sha256,
-        shard_id=i.shard_id,
-        output_key=i.output_key,
-        heatmap_key=i.heatmap_key,
-        heatmap_uri=i.heatmap_uri,
-    )
+    """The item's values (every field of QueueEntry is a column or property of ReviewItem)."""
+    return QueueEntry(**{f.name: getattr(i, f.name) for f in fields(QueueEntry)} | {"reasons": tuple(i.reasons)})
 
 
 def where(q: Any, f: Filters) -> Any:
