@@ -3,6 +3,7 @@ front of moto's server), a destination that stops accepting writes mid-run, a Ra
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -112,48 +113,105 @@ def test_destination_unwritable_mid_run_stops_cleanly_and_resumes(
     assert {r["source_key"] for r in committed} <= set(count)  # the first run's rows were not redone
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def busy_actor(candidates, out_dir, timeout=120.0):  # type: ignore[no-untyped-def]
+    """The first of ``candidates`` caught inside a shard, once the run has written its first output. An
+    actor runs one call at a time, so an ``info()`` call that is not answered within half a second is
+    queued behind the shard it is processing (the pool has made sure every actor finished loading)."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while not any(out_dir.glob("*.png")):
+        assert time.monotonic() < deadline, "the run wrote no output"
+        time.sleep(0.05)
+    while time.monotonic() < deadline:
+        for actor in candidates:
+            ready, _ = ray.wait([actor.info.remote()], num_returns=1, timeout=0.5)
+            if not ready:
+                return actor
+    raise AssertionError("no actor was ever caught inside a shard")
+
+
 def run_pool_under_fault(tmp_path, fault):  # type: ignore[no-untyped-def]
-    """24 scans through a 2-actor ColorizerPool while ``fault(pool)`` runs in a thread 1-1.5 s in (both
-    actors inside a shard); asserts every shard and every image came back exactly once, all colorized."""
+    """24 scans through a 2-actor ColorizerPool while ``fault(actors, out_dir)`` runs in a thread: given the
+    pool's actors, each with its ``info()``, it takes out one it caught inside a shard (``busy_actor``) and
+    returns that actor's process id.
+
+    Asserts, first, that the fault hit work in progress: the pool lost at least one shard with its actor
+    and ran it again (its warning names the shard), and each lost shard's result came from another process
+    than the one taken out. Then recovery: every shard and every image came back exactly once, all
+    colorized, every output written. Returns the results and the ids of the shards run again."""
     from chromata.actors.colorizer import ColorizerPool
     from chromata.config import build_config
     from chromata.pipeline import make_shards
     from chromata.storage import LocalStorage
 
-    src = tmp_path / "src"
+    src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     for i in range(24):
         cv2.imwrite(str(src / f"s{i:02d}.png"), np.roll(gradient_gray(400, 520), 9 * i, axis=1))
-    cfg = build_config(source=str(src), destination=str(tmp_path / "out"), workers=2, batch_size=2)
+    cfg = build_config(source=str(src), destination=str(out), workers=2, batch_size=2)
+    shards = list(make_shards(LocalStorage(src).list(), 6))
+    records = _Records()
+    pool_log = logging.getLogger("chromata.actors.colorizer")
+    pool_log.addHandler(records)
     pool = ColorizerPool(cfg)
-    done: list[bool] = []
+    victim: list[int] = []
+    errors: list[BaseException] = []
+
+    def inject(actors) -> None:  # type: ignore[no-untyped-def]
+        try:
+            victim.append(fault(actors, out))
+        except BaseException as exc:  # reported after the run, not lost in the thread
+            errors.append(exc)
+
     try:
-        injector = threading.Thread(target=lambda: (fault(pool), done.append(True)))
+        actors = list(zip(pool.actors, pool.info(), strict=True))  # info(): every actor has loaded its model
+        assert len({info["pid"] for _, info in actors}) == 2
+        injector = threading.Thread(target=inject, args=(actors,))
         injector.start()
-        shards = list(make_shards(LocalStorage(src).list(), 6))
         results = list(pool.run(iter(shards), "run-fault"))
         injector.join()
     finally:
         pool.shutdown()
-    assert done
+        pool_log.removeHandler(records)
+    if errors:
+        raise errors[0]
+    assert victim, "the fault was not injected"
+    lost = {s.shard_id for s in shards if any(s.shard_id in m and "lost" in m for m in records.messages)}
+    assert lost, f"no shard was lost and run again: the fault missed the work ({records.messages})"
+    by_shard = {r.shard_id: r for r in results}
+    for shard_id in lost:  # re-run by the restarted (or a fresh) actor: another process
+        assert not by_shard[shard_id].worker.endswith(f":{victim[0]}"), (shard_id, by_shard[shard_id].worker)
     assert sorted(r.shard_id for r in results) == sorted(s.shard_id for s in shards)
     count = Counter(rec.source_key for r in results for rec in r.records)
     assert len(count) == 24 and set(count.values()) == {1}
     assert all(rec.status == "ok" for r in results for rec in r.records)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png") == sorted(count)
-    return results
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == sorted(count)
+    return results, lost
 
 
 def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
-    """ray.kill one colorizer actor while it works on a shard: Ray restarts it and re-runs that shard
-    (max_restarts, max_task_retries); every image comes back exactly once, every output is written."""
+    """ray.kill a colorizer actor caught inside a shard: Ray restarts it (max_restarts), the pool runs the
+    lost shard again (Ray's task retries are off); every image comes back exactly once, every output is
+    written."""
     import ray
 
-    def kill_one_busy_actor(pool) -> None:  # type: ignore[no-untyped-def]
-        time.sleep(1.0)
-        ray.kill(pool.actors[0], no_restart=False)
+    def kill_a_busy_actor(actors, out_dir) -> int:  # type: ignore[no-untyped-def]
+        actor = busy_actor([a for a, _ in actors], out_dir)
+        ray.kill(actor, no_restart=False)
+        return next(info["pid"] for a, info in actors if a is actor)
 
-    run_pool_under_fault(tmp_path, kill_one_busy_actor)
+    _, lost = run_pool_under_fault(tmp_path, kill_a_busy_actor)
+    assert len(lost) == 1  # one actor held one shard
 
 
 @pytest.fixture
