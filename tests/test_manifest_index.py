@@ -31,7 +31,7 @@ def dest(tmp_path):
 
 
 def test_latest_row_per_source_and_every_version(dest):
-    storage, a, a2, b, _ = dest
+    storage, a, *_ = dest
     index = ManifestIndex.load(storage)
     assert len(index) == 4
     assert [(r["source_key"], r["run_id"], r["status"]) for r in index.latest()] == [

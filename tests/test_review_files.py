@@ -120,7 +120,7 @@ def test_items_queued_before_relative_keys_resolve_through_the_manifest(moved, t
 
     from chromata.review.schema import ReviewItem
 
-    copy, url, records = moved
+    copy, _, records = moved
     db = tmp_path / "old.sqlite"
     shutil.copy(copy / "_chromata" / "review.sqlite", db)
     queue = ReviewQueue(f"sqlite:///{db}")

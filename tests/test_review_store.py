@@ -124,7 +124,8 @@ def test_a_database_at_revision_0002_migrates_with_its_reasons(db_url):
         new = [replace(r, output_key=r.source_key, heatmap_key=f"h/{r.source_key}.png") for r in _records()]
         assert q.enqueue(new, collection="coll") == 2  # new items next to the old ones
         assert {(e.output_key, e.heatmap_key) for e in q.list(collection="coll")} == {
-            ("c.jpg", "h/c.jpg.png"), ("a.jpg", "h/a.jpg.png")
+            ("c.jpg", "h/c.jpg.png"),
+            ("a.jpg", "h/a.jpg.png"),
         }
     finally:
         q.close()
