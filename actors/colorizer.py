@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import ray
@@ -25,20 +25,36 @@ log = logging.getLogger(__name__)
 
 LOST_RUNS = 2  # a shard (or an image run alone) that loses its actor this often is split (or fails)
 ACTOR_RECOVERY_SECONDS = 120.0
+PROGRESS_SECONDS = 0.5  # how often the pool asks busy actors how far their shards are
 
 
-@ray.remote(max_restarts=2, max_task_retries=0)
+# ``progress`` runs in a concurrency group of its own, so the pool can ask while ``process`` is busy.
+@ray.remote(max_restarts=2, max_task_retries=0, concurrency_groups={"progress": 1})  # type: ignore[call-overload]
 class ColorizerActor:
     def __init__(self, cfg: RunConfig) -> None:
         logging.basicConfig(level=logging.WARNING)
         self.processor = ShardProcessor(cfg)
         self.shards_done = 0
+        self.images_done: dict[str, int] = {}  # shard in progress -> its rows made so far
 
     def process(self, shard: Shard, run_id: str) -> ShardResult:
-        result = self.processor.process(shard, run_id)
+        self.images_done[shard.shard_id] = 0
+
+        def made(_: object) -> None:
+            self.images_done[shard.shard_id] += 1
+
+        try:
+            result = self.processor.process(shard, run_id, on_image=made)
+        finally:
+            self.images_done.pop(shard.shard_id, None)
         result.worker = f"{os.uname().nodename}:{os.getpid()}"
         self.shards_done += 1
         return result
+
+    @ray.method(concurrency_group="progress")
+    def progress(self) -> dict[str, int]:
+        """Rows made so far in the shard this actor is processing (progress per image, not per shard)."""
+        return dict(self.images_done)
 
     def lost_worker_result(self, shard: Shard, run_id: str, detail: str) -> ShardResult:
         return self.processor.lost_worker_result(shard, run_id, detail)
@@ -113,8 +129,11 @@ class ColorizerPool:
         self.actors = [fresh if a is actor else a for a in self.actors]
         return fresh
 
-    def run(self, shards: Iterable[Shard], run_id: str) -> Iterator[ShardResult]:
-        """Yield each shard's result as it completes.
+    def run(
+        self, shards: Iterable[Shard], run_id: str, on_progress: Callable[[int], None] | None = None
+    ) -> Iterator[ShardResult]:
+        """Yield each shard's result as it completes; ``on_progress(n)`` hears of images as they are made
+        (polled every ``PROGRESS_SECONDS``), n counted once per image even when a shard is run again.
 
         A shard whose actor is lost (killed, out of memory, its node gone) is run again on the actor once
         it is back, or on a fresh one: outputs have deterministic keys and the manifest fragment is written
@@ -128,6 +147,7 @@ class ColorizerPool:
         split: dict[str, tuple[Shard, list[ShardResult]]] = {}  # shard run image by image -> parts done
         in_flight: dict[Any, tuple[Any, Shard]] = {}
         idle = list(self.actors)
+        progress = _Progress(on_progress)
 
         def done(shard: Shard, result: ShardResult) -> ShardResult | None:
             if shard.shard_id not in split:
@@ -149,7 +169,9 @@ class ColorizerPool:
             self.queued.set(len(in_flight))
             if not in_flight:
                 return
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=PROGRESS_SECONDS if on_progress else None)
+            if not ready:
+                progress.poll(in_flight.values())
             for ref in ready:
                 actor, shard = in_flight.pop(ref)
                 self.queued.set(len(in_flight))
@@ -183,6 +205,7 @@ class ColorizerPool:
                 idle.append(actor)
                 merged = done(shard, result)
                 if merged is not None:
+                    progress.finished(merged)
                     yield merged
 
     def info(self) -> list[dict[str, Any]]:
@@ -192,3 +215,35 @@ class ColorizerPool:
         for a in self.actors:
             ray.kill(a)
         self.actors = []
+
+
+class _Progress:
+    """Images reported per shard, so that each is counted once: a shard run again after its actor was lost
+    (or image by image) counts only past what was already reported, and its result settles the total."""
+
+    def __init__(self, listener: Callable[[int], None] | None) -> None:
+        self.listener = listener
+        self.reported: dict[str, int] = {}
+
+    def _tell(self, shard_id: str, made: int) -> None:
+        delta = made - self.reported.get(shard_id, 0)
+        if delta > 0 and self.listener is not None:
+            self.reported[shard_id] = made
+            self.listener(delta)
+
+    def poll(self, busy: Iterable[tuple[Any, Shard]]) -> None:
+        if self.listener is None:
+            return
+        asked = {actor.progress.remote(): shard for actor, shard in busy}
+        answered, _ = ray.wait(list(asked), num_returns=len(asked), timeout=PROGRESS_SECONDS)
+        for ref in answered:
+            try:
+                made = ray.get(ref)
+            except ray.exceptions.RayError:  # the actor is gone: its shard's result will say what happened
+                continue
+            shard = asked[ref]
+            self._tell(shard.shard_id, min(made.get(shard.shard_id, 0), len(shard.objects)))
+
+    def finished(self, result: ShardResult) -> None:
+        self._tell(result.shard_id, len(result.records))
+        self.reported.pop(result.shard_id, None)
