@@ -1,8 +1,9 @@
 """Nightly deployments: one cron-scheduled Prefect deployment of ``colorize-collection`` per collection.
 
 ``chromata serve --collections chromata.toml`` runs them from this process (Prefect's ``serve``: no work
-pool needed); against a Prefect server with a process work pool, ``chromata deploy`` registers the same
-deployments for a worker to pick up (see docs/operations.md).
+pool needed). Against a Prefect server with a process work pool, register the same deployments for a worker
+to pick up from Python: ``for d in build_deployments(path): d.apply(work_pool_name="chromata")`` (there is
+no ``chromata deploy`` command; see docs/operations.md).
 """
 
 from __future__ import annotations
