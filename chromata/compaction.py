@@ -73,6 +73,7 @@ class Compaction:
     fragments: tuple[tuple[str, int, int], ...]  # (fragment key, first row, rows), in file order
     supersedes: tuple[str, ...]
     path: Path  # a local copy (or the file itself, for a local destination)
+    runs: tuple[tuple[int, int], ...] = ()  # (first row, rows) of each stretch sorted by source_key
 
     @property
     def rows(self) -> int:
@@ -137,12 +138,14 @@ def load_layout(storage: Storage, fetch: Fetch) -> ManifestLayout:
         if key in superseded:
             continue
         path = fetch(key)
-        meta = json.loads((pq.ParquetFile(path).metadata.metadata or {})[META_KEY])
+        footer = pq.ParquetFile(path).metadata
+        meta = json.loads((footer.metadata or {})[META_KEY])
         c = Compaction(
             key=key,
             fragments=tuple((str(f), int(a), int(n)) for f, a, n in meta["fragments"]),
             supersedes=tuple(meta.get("supersedes", ())),
             path=path,
+            runs=tuple((int(a), int(n)) for a, n in meta.get("runs", [[0, footer.num_rows]])),
         )
         superseded.update(c.supersedes)
         live.append(c)
@@ -187,6 +190,40 @@ def read_parts_with_layout(
     return parts, layout
 
 
+def history_runs(
+    storage: Storage, columns: list[str], dictionary: Iterable[str] = ()
+) -> tuple[list[pa.Table], ManifestLayout]:
+    """Every committed row (each once, as ``read_parts`` reads them) as a few tables, each sorted by
+    source key as far as compaction could make it: a compaction's sorted stretches, then the fragments
+    no compaction lists, together (planning sorts what is not sorted)."""
+    import numpy as np
+
+    dict_cols = list(dictionary) or None
+    runs: list[pa.Table] = []
+    with local_files(storage) as fetch:
+        layout = load_layout(storage, fetch)
+        for c in layout.live:
+            owned = [(first, rows) for frag, first, rows in c.fragments if layout.covered[frag][0] is c]
+            if not owned:
+                continue
+            table = pq.read_table(c.path, columns=columns, read_dictionary=dict_cols)
+            keep = None
+            if sum(n for _, n in owned) != len(table):  # overlapping compactions: only the rows it owns
+                keep = np.zeros(len(table), bool)
+                for first, rows in owned:
+                    keep[first : first + rows] = True
+            for first, rows in c.runs:
+                run = table.slice(first, rows)
+                runs.append(run if keep is None else run.filter(pa.array(keep[first : first + rows])))
+    loose = [
+        pq.read_table(io.BytesIO(storage.read(frag)), columns=columns, read_dictionary=dict_cols)
+        for frag in layout.uncovered
+    ]
+    if loose:
+        runs.append(pa.concat_tables(loose, promote_options="default"))
+    return runs, layout
+
+
 def conform(table: pa.Table) -> pa.Table:
     """A fragment's table with every column of the current schema, in order (absent ones as nulls)."""
     n = len(table)
@@ -220,17 +257,20 @@ def compact(storage: Storage, *, min_fragments: int = 256, max_files: int = 8) -
         out = Path(tmp) / "compaction.parquet"
         listed: list[tuple[str, int, int]] = []
         skipped: list[str] = []
+        runs: list[tuple[int, int]] = []
         with _CompactionWriter(out) as writer:
             seen: set[str] = set()
             for c in absorb:
                 base = writer.rows
                 writer.copy_file(c.path)
+                runs += [(base + first, rows) for first, rows in c.runs]
                 for frag, first, rows in c.fragments:
                     if frag not in seen:
                         seen.add(frag)
                         listed.append((frag, base + first, rows))
-            for frag in uncovered:
-                table = pq.read_table(io.BytesIO(storage.read(frag)))
+            start = writer.rows
+            for frag, path in _by_first_key(fetch, uncovered):  # so that the new rows are one sorted stretch
+                table = pq.read_table(path)
                 unknown = set(table.column_names) - set(MANIFEST_SCHEMA.names)
                 if unknown:  # written by a newer chromata: copying it would drop columns
                     log.warning("not compacting %s: columns %s are not in this schema", frag, sorted(unknown))
@@ -238,8 +278,10 @@ def compact(storage: Storage, *, min_fragments: int = 256, max_files: int = 8) -
                     continue
                 listed.append((frag, writer.rows, len(table)))
                 writer.add(conform(table))
+            if writer.rows > start:
+                runs.append((start, writer.rows - start))
             supersedes = tuple(c.key for c in absorb)
-            writer.metadata({"fragments": listed, "supersedes": list(supersedes)})
+            writer.metadata({"fragments": listed, "supersedes": list(supersedes), "runs": runs})
         if not listed:
             return CompactionReport(None, 0, 0, (), before, before, tuple(skipped))
         seq = max((_seq(k) for k in layout.all_compactions), default=0) + 1
@@ -257,6 +299,19 @@ def compact(storage: Storage, *, min_fragments: int = 256, max_files: int = 8) -
         before,
     )
     return CompactionReport(key, len(listed), rows, supersedes, before, after, tuple(skipped))
+
+
+def _by_first_key(fetch: Fetch, fragments: list[str]) -> list[tuple[str, Path]]:
+    """Fragments (fetched once, to local files) ordered by their smallest source key: a run's shards are
+    consecutive stretches of the key-ordered listing, so their rows come out sorted."""
+    import pyarrow.compute as pc
+
+    firsts = []
+    for frag in fragments:
+        path = fetch(frag)
+        first = pc.min(pq.read_table(path, columns=["source_key"])["source_key"]).as_py()
+        firsts.append((first or "", frag, path))
+    return [(frag, path) for _, frag, path in sorted(firsts)]
 
 
 class _CompactionWriter:

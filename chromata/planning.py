@@ -9,6 +9,8 @@ listing, so that 10⁷ recorded images cost a few hundred bytes each and no Pyth
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import uuid
 from collections.abc import Collection, Iterator
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chromata.compaction import read_parts_with_layout
+from chromata.compaction import history_runs
 from chromata.config import RunConfig
 from chromata.errors import StorageError
 from chromata.formats import BY_EXTENSION, is_media_key
@@ -81,89 +83,128 @@ def _equals(col: pa.ChunkedArray, value: str) -> pa.ChunkedArray:
     return pa.chunked_array(out, pa.bool_())
 
 
+class _SortedKeys:
+    """Random access to a sorted key column, for ``bisect``."""
+
+    def __init__(self, keys: pa.Array) -> None:
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.keys[i].as_py())
+
+
+def _composite(keys: pa.Array, etags: pa.Array, sizes: pa.Array) -> pa.Array:
+    """One string per (key, ETag, size), for membership tests (null where any part is null)."""
+    return pc.binary_join_element_wise(keys, etags, pc.cast(sizes, pa.string()), "\x1f")
+
+
 class History:
-    """The manifest's rows as sorted columns (source key, ETag, size, "counts as done"), matched against
-    a listing in the same key order by one forward cursor (converted to Python a chunk at a time)."""
+    """The manifest's rows as sorted runs of (key, etag, size, done) columns — a compaction's runs, and the
+    fragments no compaction lists — matched against a listing in the same key order, a batch at a time:
+    each run's rows up to the batch's last key are cut off by binary search, and everything else is
+    vectorised (no Python object per recorded row)."""
 
-    CHUNK = 65_536
-
-    def __init__(self, keys: pa.ChunkedArray, etags: pa.ChunkedArray, sizes: pa.ChunkedArray, done: pa.ChunkedArray):
-        self.keys, self.etags, self.sizes, self.done = keys, etags, sizes, done
-        self.rows = len(keys)
-        self._base = 0
-        self._k: list[str] = []
-        self._e: list[str | None] = []
-        self._s: list[int | None] = []
-        self._d: list[bool] = []
-        self._i = 0
-        self._last_gone: str | None = None
-        self._previous = ""
+    def __init__(self, runs: list[pa.Table]) -> None:
+        self.runs = [r for r in runs if len(r)]
+        self._views = [_SortedKeys(r["key"].combine_chunks()) for r in self.runs]
+        self._cursors = [0] * len(self.runs)
+        self._last: str | None = None
+        self.rows = sum(len(r) for r in self.runs)
         self.gone = 0
         self.gone_examples: list[str] = []
 
     @classmethod
-    def from_table(cls, table: pa.Table, *, redo_failed: bool, model_sha256: str | None) -> History:
-        """``table``: the manifest's ``HISTORY_COLUMNS``. A row counts as done unless it failed and
-        ``redo_failed`` is set, or was made by other weights than ``model_sha256`` (when given)."""
-        done = pc.is_valid(table["source_key"])  # every row, unless a condition below says otherwise
-        if redo_failed:
-            done = pc.and_(done, pc.invert(_equals(table["status"], "failed")))
-        if model_sha256 is not None:
-            done = pc.and_(done, _equals(table["model_sha256"], model_sha256))
-        keys, etags, sizes = table["source_key"], table["source_etag"], table["source_size"].cast(pa.int64())
-        del table
-        order = pc.sort_indices(keys)
-        return cls(keys.take(order), etags.take(order), sizes.take(order), done.take(order))
-
-    def _next_chunk(self) -> bool:
-        self._base += len(self._k)
-        if self._base >= self.rows:
-            self._k = []
-            return False
-        end = min(self.rows, self._base + self.CHUNK)
-        self._k = self.keys.slice(self._base, end - self._base).to_pylist()
-        self._e = self.etags.slice(self._base, end - self._base).to_pylist()
-        self._s = self.sizes.slice(self._base, end - self._base).to_pylist()
-        self._d = self.done.slice(self._base, end - self._base).to_pylist()
-        self._i = 0
-        return True
-
-    def match(self, key: str, etag: str, size: int) -> tuple[bool, int]:
-        """(an earlier run recorded this exact version as done, how many rows the key has). Keys must
-        come in ascending order; recorded keys passed over are counted as gone from the source."""
-        if key < self._previous:
-            raise StorageError(f"the listing is not in key order: {key!r} came after {self._previous!r}")
-        self._previous = key
-        rows, done = 0, False
-        while True:
-            if self._i >= len(self._k) and not self._next_chunk():
-                break
-            hk = self._k[self._i]
-            if hk < key:
-                if hk != self._last_gone:
-                    self._last_gone = hk
-                    self.gone += 1
-                    if len(self.gone_examples) < 20:
-                        self.gone_examples.append(hk)
-                self._i += 1
+    def from_tables(cls, tables: list[pa.Table], *, redo_failed: bool, model_sha256: str | None) -> History:
+        """``tables``: runs of the manifest's ``HISTORY_COLUMNS`` (sorted by source key where possible:
+        a run that is not is sorted here). A row counts as done unless it failed and ``redo_failed``
+        is set, or was made by other weights than ``model_sha256`` (when given)."""
+        runs = []
+        for t in tables:
+            if not len(t):
                 continue
-            if hk != key:
-                break
-            rows += 1
-            done = done or (self._d[self._i] and self._e[self._i] == etag and self._s[self._i] == size)
-            self._i += 1
-        return done, rows
+            done = pc.is_valid(t["source_key"])
+            if redo_failed:
+                done = pc.and_(done, pc.invert(_equals(t["status"], "failed")))
+            if model_sha256 is not None:
+                done = pc.and_(done, _equals(t["model_sha256"], model_sha256))
+            run = pa.table(
+                {
+                    "key": t["source_key"].combine_chunks(),
+                    "etag": t["source_etag"].combine_chunks(),
+                    "size": t["source_size"].cast(pa.int64()).combine_chunks(),
+                    "done": done.combine_chunks(),
+                }
+            )
+            if len(run) > 1 and not _is_sorted(run["key"]):
+                run = run.take(pc.sort_indices(run["key"]))
+            runs.append(run)
+        return cls(runs)
+
+    def _cut(self, last: str | None) -> pa.Table | None:
+        """The rows of every run up to ``last`` (all of them for None) not cut off before."""
+        slices = []
+        for i, run in enumerate(self.runs):
+            lo = self._cursors[i]
+            hi = len(run) if last is None else bisect.bisect_right(self._views[i], last, lo=lo)
+            if hi > lo:
+                slices.append(run.slice(lo, hi - lo))
+            self._cursors[i] = hi
+        return pa.concat_tables(slices) if slices else None
+
+    def _count_gone(self, keys: pa.ChunkedArray | pa.Array) -> None:
+        gone = pc.unique(keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys)
+        self.gone += len(gone)
+        if len(self.gone_examples) < 20 and len(gone):
+            self.gone_examples += sorted(gone.to_pylist())[: 20 - len(self.gone_examples)]
+
+    def match(
+        self, keys: pa.Array, etags: pa.Array, sizes: pa.Array, rerun: pa.Array
+    ) -> tuple[pa.Array, dict[str, int]]:
+        """For a batch of listed objects (keys ascending, after every earlier batch's): which are to do —
+        no row records this exact version as done, or the key is in ``rerun`` — and for those with rows,
+        how many (the attempt number of their shard id). Recorded keys passed over count as gone."""
+        if not len(keys):
+            return pa.array([], pa.bool_()), {}
+        first, last = keys[0].as_py(), keys[len(keys) - 1].as_py()
+        if (self._last is not None and first <= self._last) or not _is_sorted(keys):
+            raise StorageError(f"the listing is not in key order (at {first!r}, after {self._last!r})")
+        self._last = last
+        seen = self._cut(last)
+        if seen is None:
+            return pc.is_valid(keys), {}
+        listed_here = pc.is_in(seen["key"], value_set=keys)
+        self._count_gone(pc.filter(seen["key"], pc.invert(listed_here)))
+        recorded = seen.filter(seen["done"])
+        done = pc.fill_null(
+            pc.is_in(
+                _composite(keys, etags, sizes),
+                value_set=_composite(recorded["key"], recorded["etag"], recorded["size"]),
+            ),
+            False,
+        )
+        if len(rerun):
+            done = pc.and_(done, pc.invert(pc.is_in(keys, value_set=rerun)))
+        todo = pc.invert(done)
+        attempts: dict[str, int] = {}
+        todo_keys = pc.filter(keys, todo)
+        if len(todo_keys):
+            counts = pc.value_counts(pc.filter(seen["key"], pc.is_in(seen["key"], value_set=todo_keys)))
+            attempts = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+        return todo, attempts
 
     def finish(self) -> None:
         """After the whole listing: every recorded key not reached is gone too."""
-        while self._i < len(self._k) or self._next_chunk():
-            hk = self._k[self._i]
-            if hk != self._last_gone:
-                self._last_gone = hk
-                self.gone += 1
-                if len(self.gone_examples) < 20:
-                    self.gone_examples.append(hk)
-            self._i += 1
+        rest = self._cut(None)
+        if rest is not None:
+            self._count_gone(rest["key"])
+
+
+def _is_sorted(keys: pa.Array | pa.ChunkedArray) -> bool:
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    return len(keys) < 2 or bool(pc.all(pc.less_equal(keys.slice(0, len(keys) - 1), keys.slice(1))).as_py())
 
 
 class Planner:
@@ -186,29 +227,16 @@ class Planner:
         self.run_id = run_id or new_run_id()
         self.src = open_storage(cfg.source, cfg.endpoint_url)
         self.dst = open_storage(cfg.destination, cfg.endpoint_url)
-        parts, layout = read_parts_with_layout(self.dst, list(HISTORY_COLUMNS), dictionary=("status", "model_sha256"))
+        runs, layout = history_runs(self.dst, list(HISTORY_COLUMNS), dictionary=("status", "model_sha256"))
         self._committed = layout.committed()
-        table = (
-            pa.concat_tables(parts, promote_options="default")
-            if parts
-            else pa.schema(
-                [
-                    ("source_key", pa.string()),
-                    ("source_etag", pa.string()),
-                    ("source_size", pa.int64()),
-                    ("status", pa.string()),
-                    ("model_sha256", pa.string()),
-                ]
-            ).empty_table()
-        )
-        del parts
-        self.history = History.from_table(
-            table,
+        self.history = History.from_tables(
+            runs,
             redo_failed=cfg.retry_failed,
             model_sha256=weights_sha256(cfg.model) if cfg.reprocess_if_model_changed else None,
         )
-        del table
+        del runs
         self.rerun: frozenset[str] = self._rerun_keys(rerun_uris or ())
+        self._rerun = pa.array(sorted(self.rerun), pa.string())
         self._attempts: dict[str, int] = {}
         self.listed = self.already_done = self.ignored = self.images = self.shard_count = self.bytes = 0
         self.deleted = 0
@@ -223,31 +251,56 @@ class Planner:
         wanted = {k for k in wanted if k and self.src.uri(k) in uris}
         if not wanted:
             return frozenset()
-        known = pc.filter(self.history.keys, pc.is_in(self.history.keys, value_set=pa.array(sorted(wanted))))
-        return frozenset(known.to_pylist())
-
-    def _todo_one(self, key: str, etag: str, size: int) -> bool:
-        self.listed += 1
-        done, rows = self.history.match(key, etag, size)
-        if done and key not in self.rerun:
-            self.already_done += 1
-            return False
-        if rows:
-            self._attempts[key] = rows
-        return True
+        value_set = pa.array(sorted(wanted), pa.string())
+        known: set[str] = set()
+        for run in self.history.runs:
+            known.update(pc.filter(run["key"], pc.is_in(run["key"], value_set=value_set)).to_pylist())
+        return frozenset(known)
 
     def _todo(self) -> Iterator[ObjectInfo]:
-        if self.cfg.inventory:
-            yield from self._todo_from_inventory()
-            return
-        for obj in list_objects(self.src, workers=LIST_WORKERS):
-            if not is_media_key(obj.key):
+        batches = self._from_inventory() if self.cfg.inventory else self._from_listing()
+        for table, objects in batches:
+            self.listed += len(table)
+            todo, attempts = self.history.match(
+                table["key"].combine_chunks(),
+                table["etag"].combine_chunks(),
+                table["size"].combine_chunks(),
+                self._rerun,
+            )
+            self._attempts.update(attempts)
+            flags = todo.to_pylist()
+            self.already_done += flags.count(False)
+            if objects is None:
+                rows = table.filter(todo)
+                columns = (rows[c].to_pylist() for c in ("key", "size", "etag", "mtime"))
+                objects = [ObjectInfo(k, s, e, m) for k, s, e, m in zip(*columns, strict=True)]
+                yield from objects
+            else:
+                yield from itertools.compress(objects, flags)
+
+    def _from_listing(self) -> Iterator[tuple[pa.Table, list[ObjectInfo] | None]]:
+        """The source's media objects as it lists them, in batches (of a shard at most, so that the first
+        shard is planned as soon as its objects are listed)."""
+        size = max(1, min(self.cfg.shard_size, 1024))
+        batch: list[ObjectInfo] = []
+        for obj in itertools.chain(list_objects(self.src, workers=LIST_WORKERS), [None]):
+            if obj is not None and not is_media_key(obj.key):
                 self.ignored += 1
                 continue
-            if self._todo_one(obj.key, obj.etag, obj.size):
-                yield obj
+            if obj is not None:
+                batch.append(obj)
+            if batch and (obj is None or len(batch) >= size):
+                table = pa.table(
+                    {
+                        "key": pa.array([o.key for o in batch], pa.string()),
+                        "etag": pa.array([o.etag for o in batch], pa.string()),
+                        "size": pa.array([o.size for o in batch], pa.int64()),
+                    }
+                )
+                yield table, batch
+                batch = []
 
-    def _todo_from_inventory(self) -> Iterator[ObjectInfo]:
+    def _from_inventory(self) -> Iterator[tuple[pa.Table, list[ObjectInfo] | None]]:
         from chromata.inventory import Inventory
 
         src = self.src
@@ -260,13 +313,9 @@ class Planner:
                 f"not the source's {src.bucket!r}"
             )
         for table in inventory.batches(src.prefix):
-            media = media_mask(table["key"])
-            table_media = table.filter(media)
-            self.ignored += len(table) - len(table_media)
-            columns = (table_media[c].to_pylist() for c in ("key", "size", "etag", "mtime"))
-            for key, size, etag, mtime in zip(*columns, strict=True):
-                if self._todo_one(key, etag, size):
-                    yield ObjectInfo(key, size, etag, mtime)
+            media = table.filter(media_mask(table["key"]))
+            self.ignored += len(table) - len(media)
+            yield media, None
 
     def shards(self) -> Iterator[Shard]:
         for shard in make_shards(self._todo(), self.cfg.shard_size, lambda key: self._attempts.pop(key, 0)):

@@ -93,11 +93,11 @@ class _CrashingStore(LocalStorage):
         super().__init__(root)
         self.at, self.hit = at, False
 
-    def read(self, key: str) -> bytes:
+    def local_path(self, key: str) -> Path | None:  # how a compaction opens a fragment it copies
         if self.at == "reading" and key.endswith("shard-s009.parquet"):
             self.hit = True
             raise _Interrupted(key)
-        return super().read(key)
+        return super().local_path(key)
 
     def write_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         if self.at == "publishing":

@@ -159,28 +159,44 @@ def test_redo_rejected_needs_the_rerun_set(collection, tmp_path):
     assert [o.key for s in plan.shards for o in s.objects] == [rows[1].source_key]
 
 
-def test_history_refuses_a_listing_out_of_order():
+def test_history_matches_batches_across_runs_and_refuses_disorder():
     import pyarrow as pa
     import pytest
 
     from chromata.errors import StorageError
     from chromata.planning import History
 
-    table = pa.table(
-        {
-            "source_key": ["b.jpg", "a.jpg", "b.jpg"],
-            "source_etag": ["e2", "e1", "e3"],
-            "source_size": [2, 1, 3],
-            "status": ["failed", "ok", "ok"],
-            "model_sha256": ["m", "m", "other"],
-        }
+    def run(keys, etags, sizes, status, model):
+        return pa.table(
+            {"source_key": keys, "source_etag": etags, "source_size": sizes, "status": status, "model_sha256": model}
+        )
+
+    runs = [  # a sorted run (a compaction) and an unsorted one (loose fragments)
+        run(["a.jpg", "b.jpg", "d.jpg"], ["e1", "e2", "e4"], [1, 2, 4], ["ok", "failed", "ok"], ["m", "m", "m"]),
+        run(["g.jpg", "b.jpg", "c.jpg"], ["e7", "e3", "e5"], [7, 3, 5], ["ok", "ok", "ok"], ["m", "other", "m"]),
+    ]
+    none = pa.array([], pa.string())
+
+    def batch(h, *items, rerun=none):
+        keys, etags, sizes = (pa.array(list(col)) for col in zip(*items, strict=True))
+        todo, attempts = h.match(keys, etags, pa.array(sizes.to_pylist(), pa.int64()), rerun)
+        return todo.to_pylist(), attempts
+
+    h = History.from_tables(runs, redo_failed=True, model_sha256="m")
+    assert batch(h, ("a.jpg", "e1", 1), ("b.jpg", "e3", 3)) == (
+        [False, True],
+        {"b.jpg": 2},
+    )  # b: failed / other weights
+    assert batch(h, ("e.jpg", "x", 9), ("g.jpg", "e7", 7), rerun=pa.array(["g.jpg"])) == (
+        [True, True],
+        {"g.jpg": 1},
     )
-    h = History.from_table(table, redo_failed=True, model_sha256="m")
-    assert h.match("a.jpg", "e1", 1) == (True, 1)
-    assert h.match("b.jpg", "e2", 2) == (False, 2)  # failed, and retrying failures
+    assert (h.gone, h.gone_examples) == (2, ["c.jpg", "d.jpg"])  # passed over without being listed
     with pytest.raises(StorageError, match="not in key order"):
-        h.match("a.jpg", "e1", 1)
-    h2 = History.from_table(table, redo_failed=False, model_sha256=None)
-    assert h2.match("b.jpg", "e3", 3) == (True, 2)
+        batch(h, ("f.jpg", "x", 1))
+    h2 = History.from_tables(runs, redo_failed=False, model_sha256=None)
+    assert batch(h2, ("b.jpg", "e2", 2), ("c.jpg", "e5", 5)) == ([False, False], {})
+    with pytest.raises(StorageError, match="not in key order"):
+        batch(h2, ("z.jpg", "x", 1), ("y.jpg", "x", 1))
     h2.finish()
-    assert (h2.gone, h2.gone_examples) == (1, ["a.jpg"])
+    assert (h2.gone, h2.gone_examples) == (3, ["a.jpg", "d.jpg", "g.jpg"])
