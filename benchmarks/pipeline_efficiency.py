@@ -7,6 +7,10 @@
   the same building blocks (L* by table, the same merge), the model on all the threads.
 
     python benchmarks/pipeline_efficiency.py --images 24 --megapixels 1 4 --batch-size 8
+
+``--before REV`` adds the engine comparison: the same scans through ``ShardProcessor`` of this tree and of
+commit REV (a git worktree made for the run), each in a fresh process, alternating for ``--rounds`` rounds
+so that both meet the same machine; it writes its section of docs/benchmarks.md (``engine-before-after``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -64,6 +72,86 @@ class GpuSampler:
         return round(sum(self.samples) / len(self.samples), 1) if self.samples else None
 
 
+ENGINE_WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])  # the engine under test
+    import torch
+    import chromata
+    from chromata.config import build_config
+    from chromata.pipeline import ShardProcessor, make_shards
+    from chromata.storage import LocalStorage
+
+    root, src, dst, batch, threads = sys.argv[1:6]
+    cfg = build_config(source=src, destination=dst, batch_size=int(batch), workers=1,
+                       threads_per_worker=int(threads))
+    proc = ShardProcessor(cfg)
+    objects = sorted(LocalStorage(src).list(), key=lambda o: o.key)
+    proc.process(next(make_shards(objects[:int(batch)], 100_000)), "warm-up")
+    t = time.perf_counter()
+    records = proc.process(next(make_shards(objects, 100_000)), "bench").records
+    seconds = time.perf_counter() - t
+    assert all(r.status == "ok" for r in records), [r.error for r in records if r.status != "ok"]
+    print(json.dumps({"images_per_s": len(records) / seconds, "engine": chromata.__file__}))
+    """
+)
+
+
+def engine_before_after(src: Path, rev: str, rounds: int, batch: int, threads: int, work: Path) -> dict[str, object]:
+    """Images/s of ``ShardProcessor`` in this tree and at ``rev`` on the same scans, alternating."""
+    root = Path(__file__).resolve().parents[1]
+    before = work / "before"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "-q", "--detach", str(before), rev], check=True)
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    try:
+        for i in range(rounds):
+            order = (("before", before), ("after", root))
+            for name, engine in order if i % 2 == 0 else order[::-1]:
+                dst = work / f"out-{name}-{i}"
+                out = subprocess.run(
+                    [sys.executable, "-c", ENGINE_WORKER, str(engine), str(src), str(dst), str(batch), str(threads)],
+                    check=True, capture_output=True, text=True, cwd=str(work),
+                )  # fmt: skip
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                assert Path(result["engine"]).resolve().is_relative_to(engine.resolve()), result["engine"]
+                rates[name].append(result["images_per_s"])
+                print(f"round {i + 1} {name}: {result['images_per_s']:.2f} images/s", flush=True)
+                subprocess.run(["rm", "-rf", str(dst)], check=True)
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(before)], check=False)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    ratio = med["after"] / med["before"]
+    return {"rev": rev, "rounds": rounds, "rates": rates, "median": med, "after_vs_before": ratio}
+
+
+def write_engine_section(res: dict[str, object], args: argparse.Namespace, megapixels: float) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _report import machine, write_section
+
+    rates, med = res["rates"], res["median"]
+    assert isinstance(rates, dict) and isinstance(med, dict)
+    body = "\n".join(
+        [
+            "## 7. The engine before and after its split into `chromata/pipeline/`"
+            " (`benchmarks/pipeline_efficiency.py --before`)",
+            "",
+            f"`python benchmarks/pipeline_efficiency.py --images {args.images} --megapixels {args.megapixels[0]:g} "
+            f"{args.megapixels[1]:g} --batch-size {args.batch_size} --before {res['rev']} --rounds {res['rounds']}` — "
+            f"{args.images} grey JPEG scans (mean {megapixels:.2f} MP) through `ShardProcessor` (what each Ray actor "
+            f"runs: read, decode, L*, model, merge, encode, label, write), {args.threads} threads, each engine in a "
+            "fresh process after a warm-up batch, the two alternating.",
+            "",
+            "| engine | images/s, each round | median |",
+            "|---|---|---|",
+            f"| before ({res['rev']}) | {', '.join(f'{r:.2f}' for r in rates['before'])} | {med['before']:.2f} |",
+            f"| after (this tree) | {', '.join(f'{r:.2f}' for r in rates['after'])} | {med['after']:.2f} |",
+            "",
+            f"After / before: **{res['after_vs_before']:.3f}**. Machine: {machine()}.",
+        ]
+    )
+    write_section("engine-before-after", body)
+
+
 def main() -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=24)
@@ -73,7 +161,18 @@ def main() -> dict[str, object]:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU run of benchmark 4)")
     ap.add_argument("--precision", default="auto", help="auto (fp16 on a GPU), fp32, fp16 or bf16")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--before", help="also compare the engine with this git revision's (see above)")
+    ap.add_argument("--rounds", type=int, default=4, help="with --before: alternating rounds per engine")
     args = ap.parse_args()
+    if args.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "src"
+            make_scans(src, args.images, tuple(args.megapixels))
+            pixels = sum(int(np.prod(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).shape)) for f in src.iterdir())
+            res = engine_before_after(src, args.before, args.rounds, args.batch_size, args.threads, Path(tmp))
+        print(json.dumps(res, indent=2))
+        write_engine_section(res, args, pixels / args.images / 1e6)
+        return res
 
     import torch
 
