@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 
 from chromata import progress
@@ -60,7 +60,7 @@ def commit_shard(cfg: RunConfig, result: ShardResult, rerun: frozenset[str] = fr
         if rerun:
             queue.mark_rerun(r.source_uri for r in records if r.source_key in rerun and r.status == "ok")
         added = queue.enqueue(records, collection=cfg.collection_name)
-        METRICS.observe_review_queue(queue.pending_summary(), [cfg.collection_name])
+        METRICS.observe_review_counts(*queue.pending_stats(), [cfg.collection_name])
         return added
     finally:
         queue.close()
@@ -128,13 +128,13 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
     if first is not None:
         connect(cfg.ray_address)
         pool = ColorizerPool(cfg)
+        shown = _ImageProgress(planner)
         try:
-            for result in pool.run(itertools.chain([first], shards), planner.run_id):
+            for result in pool.run(itertools.chain([first], shards), planner.run_id, on_progress=shown.advance):
                 queued = commit_shard(cfg, result, planner.rerun)
                 METRICS.observe_shard(result, cfg.collection_name)
                 summary.add(result.records, queued)
                 collector.add(result.records)
-                progress.advance(len(result.records))
                 logger.info(
                     "shard %s: %d ok, %d failed, %d skipped in %.1f s on %s",
                     result.shard_id,
@@ -146,9 +146,33 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
                 )
         finally:
             pool.shutdown()
+            shown.close()
     progress.planned(planner.images)
     summary.listed, summary.already_done = planner.listed, planner.already_done
     summary.deleted, summary.deleted_examples = planner.deleted, list(planner.deleted_examples)
     summary.seconds = time.monotonic() - t0
     summary.report_uri = publish_summary(cfg, summary, collector)
     return summary.as_dict()
+
+
+class _ImageProgress:
+    """Images made, as the actors report them (per image, not per shard): to the CLI's bar through
+    ``chromata.progress`` and to Prefect as the run's progress artifact (updated at most every second)."""
+
+    def __init__(self, planner: Planner) -> None:
+        self.planner, self.done, self.shown_at = planner, 0, 0.0
+        self.artifact: Any = create_progress_artifact(0.0, key="chromata-run-progress", description="images colorized")
+
+    def advance(self, images: int) -> None:
+        self.done += images
+        progress.advance(images)
+        if time.monotonic() - self.shown_at >= 1.0:
+            self._show()
+
+    def _show(self) -> None:
+        self.shown_at = time.monotonic()
+        total = max(self.planner.images, self.done, 1)
+        update_progress_artifact(self.artifact, 100.0 * self.done / total, description=f"{self.done} of {total} images")
+
+    def close(self) -> None:
+        self._show()
