@@ -19,7 +19,12 @@ HEALTH_DAYS = 90  # the admin page's decisions-per-curator-per-day table covers 
 
 
 def _distinct(column: Any) -> Any:
-    return select(column).distinct().order_by(column)
+    """The distinct values of an indexed column, ascending, as a loose index scan (a recursive CTE that
+    seeks the next larger value): one index lookup per distinct value instead of reading every row."""
+    values = select(func.min(column).label("v")).cte(f"distinct_{column.name}", recursive=True)
+    following = select(select(func.min(column)).where(column > values.c.v).scalar_subquery())
+    values = values.union_all(following.where(values.c.v.is_not(None)))
+    return select(values.c.v).where(values.c.v.is_not(None)).order_by(values.c.v)
 
 
 class PendingStats(NamedTuple):
@@ -54,7 +59,7 @@ class Statistics:
             return {status: int(n) for status, n in s.execute(q)}
 
     def facets(self) -> dict[str, list[str]]:
-        """Values the queue page offers as filters (DISTINCT on indexed columns)."""
+        """Values the queue page offers as filters (loose index scans of indexed columns)."""
         with Session(self.engine) as s:
             collections = [c for c in s.scalars(_distinct(ReviewItem.collection)) if c]
             runs = [r for r in s.scalars(_distinct(ReviewItem.run_id)) if r]
