@@ -116,3 +116,23 @@ def test_training_errors_are_one_line(tmp_path):
     _one_line_error(chromata("train", "--data", str(tmp_path), "--crop", "100"), "--crop must be a multiple of 32")
     _one_line_error(chromata("eval", str(tmp_path), "--split", "x"), "--split must be val or all")
     _one_line_error(chromata("runs", "show", str(tmp_path), "r-1"), f"no run r-1 in {tmp_path}")
+
+
+def test_iiif_command_offers_the_originals_where_they_are_served(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from chromata.iiif import IIIF_KEY
+    from chromata.manifest import write_fragment
+    from chromata.storage import LocalStorage
+    from tests.test_manifest import rec
+
+    out = tmp_path / "out"
+    write_fragment(LocalStorage(out), "s1", [replace(rec("a.jpg"), output_uri=str(out / "a.jpg"))])
+    args = ["iiif", str(out), "--base-url", "https://img.example/out/"]
+    result = CliRunner().invoke(app, [*args, "--source-base-url", "https://img.example/src/"])
+    assert result.exit_code == 0, result.output
+    assert "IIIF manifest with 1 canvases" in result.output
+    manifest = json.loads((out / IIIF_KEY).read_text())
+    assert "https://img.example/src/a.jpg" in json.dumps(manifest)  # the original, beside the colorized one
+    _one_line_error(chromata(*args, "--source-base-url", "ftp://x/"), "--source-base-url must be an http(s) address")

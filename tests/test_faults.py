@@ -113,6 +113,9 @@ def test_destination_unwritable_mid_run_stops_cleanly_and_resumes(
     assert {r["source_key"] for r in committed} <= set(count)  # the first run's rows were not redone
 
 
+SHARD_SIZE = 6
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -122,33 +125,32 @@ class _Records(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def busy_actor(candidates, out_dir, timeout=120.0):  # type: ignore[no-untyped-def]
-    """The first of ``candidates`` caught inside a shard, once the run has written its first output. An
-    actor runs one call at a time, so an ``info()`` call that is not answered within half a second is
-    queued behind the shard it is processing (the pool has made sure every actor finished loading)."""
+def actor_in_shard(candidates, shard_size, timeout=120.0):  # type: ignore[no-untyped-def]
+    """The first of ``candidates`` caught inside a shard, and that shard's id: its ``progress()`` (answered
+    while ``process`` runs) says it has made at least one of the shard's images and has at least half of
+    them still to make, so the fault lands while the shard is in progress."""
     import ray
 
     deadline = time.monotonic() + timeout
-    while not any(out_dir.glob("*.png")):
-        assert time.monotonic() < deadline, "the run wrote no output"
-        time.sleep(0.05)
     while time.monotonic() < deadline:
         for actor in candidates:
-            ready, _ = ray.wait([actor.info.remote()], num_returns=1, timeout=0.5)
-            if not ready:
-                return actor
+            held = ray.get(actor.progress.remote(), timeout=30)
+            for shard_id, made in held.items():
+                if 1 <= made <= shard_size // 2:
+                    return actor, shard_id
+        time.sleep(0.02)
     raise AssertionError("no actor was ever caught inside a shard")
 
 
 def run_pool_under_fault(tmp_path, fault):  # type: ignore[no-untyped-def]
-    """24 scans through a 2-actor ColorizerPool while ``fault(actors, out_dir)`` runs in a thread: given the
-    pool's actors, each with its ``info()``, it takes out one it caught inside a shard (``busy_actor``) and
-    returns that actor's process id.
+    """24 scans in shards of 6 through a 2-actor ColorizerPool while ``fault(actors)`` runs in a thread: given
+    the pool's actors, each with its ``info()``, it takes out one it caught inside a shard (``actor_in_shard``)
+    and returns that actor's process id and the shard it held.
 
-    Asserts, first, that the fault hit work in progress: the pool lost at least one shard with its actor
-    and ran it again (its warning names the shard), and each lost shard's result came from another process
-    than the one taken out. Then recovery: every shard and every image came back exactly once, all
-    colorized, every output written. Returns the results and the ids of the shards run again."""
+    Asserts, first, that the fault hit work in progress: the pool lost that very shard with its actor and
+    ran it again (its warning names the shard), and the shard's result came from another process than the
+    one taken out. Then recovery: every shard and every image came back exactly once, all colorized, every
+    output written. Returns the results and the ids of the shards run again."""
     from chromata.actors.colorizer import ColorizerPool
     from chromata.config import build_config
     from chromata.pipeline import make_shards
@@ -159,17 +161,17 @@ def run_pool_under_fault(tmp_path, fault):  # type: ignore[no-untyped-def]
     for i in range(24):
         cv2.imwrite(str(src / f"s{i:02d}.png"), np.roll(gradient_gray(400, 520), 9 * i, axis=1))
     cfg = build_config(source=str(src), destination=str(out), workers=2, batch_size=2)
-    shards = list(make_shards(LocalStorage(src).list(), 6))
+    shards = list(make_shards(LocalStorage(src).list(), SHARD_SIZE))
     records = _Records()
     pool_log = logging.getLogger("chromata.actors.colorizer")
     pool_log.addHandler(records)
     pool = ColorizerPool(cfg)
-    victim: list[int] = []
+    victim: list[tuple[int, str]] = []
     errors: list[BaseException] = []
 
     def inject(actors) -> None:  # type: ignore[no-untyped-def]
         try:
-            victim.append(fault(actors, out))
+            victim.append(fault(actors))
         except BaseException as exc:  # reported after the run, not lost in the thread
             errors.append(exc)
 
@@ -186,11 +188,12 @@ def run_pool_under_fault(tmp_path, fault):  # type: ignore[no-untyped-def]
     if errors:
         raise errors[0]
     assert victim, "the fault was not injected"
+    pid, held = victim[0]
     lost = {s.shard_id for s in shards if any(s.shard_id in m and "lost" in m for m in records.messages)}
-    assert lost, f"no shard was lost and run again: the fault missed the work ({records.messages})"
+    assert held in lost, f"shard {held} was not lost and run again: the fault missed it ({records.messages})"
     by_shard = {r.shard_id: r for r in results}
     for shard_id in lost:  # re-run by the restarted (or a fresh) actor: another process
-        assert not by_shard[shard_id].worker.endswith(f":{victim[0]}"), (shard_id, by_shard[shard_id].worker)
+        assert not by_shard[shard_id].worker.endswith(f":{pid}"), (shard_id, by_shard[shard_id].worker)
     assert sorted(r.shard_id for r in results) == sorted(s.shard_id for s in shards)
     count = Counter(rec.source_key for r in results for rec in r.records)
     assert len(count) == 24 and set(count.values()) == {1}
@@ -205,10 +208,10 @@ def test_actor_killed_mid_shard_is_retried_exactly_once(tmp_path, ray_local):
     written."""
     import ray
 
-    def kill_a_busy_actor(actors, out_dir) -> int:  # type: ignore[no-untyped-def]
-        actor = busy_actor([a for a, _ in actors], out_dir)
+    def kill_a_busy_actor(actors) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+        actor, shard_id = actor_in_shard([a for a, _ in actors], SHARD_SIZE)
         ray.kill(actor, no_restart=False)
-        return next(info["pid"] for a, info in actors if a is actor)
+        return next(info["pid"] for a, info in actors if a is actor), shard_id
 
     _, lost = run_pool_under_fault(tmp_path, kill_a_busy_actor)
     assert len(lost) == 1  # one actor held one shard

@@ -64,17 +64,43 @@ def iiif(
     base_url: Annotated[str, typer.Option(help="public HTTP(S) address where DESTINATION's files are served")],
     collection: Annotated[str | None, typer.Option(help="collection name for the manifest label")] = None,
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+    source_base_url: Annotated[
+        str | None, typer.Option(help="HTTP(S) address where the originals are served (each canvas offers both)")
+    ] = None,
 ) -> None:
     """Write a IIIF Presentation 3 manifest of the colorized images, labelled "AI colorized"."""
     from chromata.errors import ConfigError
     from chromata.iiif import write_manifest
     from chromata.storage import open_storage
 
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError("--base-url must be an http(s) address")
+    for option, url in (("--base-url", base_url), ("--source-base-url", source_base_url)):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{option} must be an http(s) address")
     storage = open_storage(destination, endpoint_url)
-    key, canvases = write_manifest(storage, base_url, collection or destination.rstrip("/").rsplit("/", 1)[-1])
+    name = collection or destination.rstrip("/").rsplit("/", 1)[-1]
+    key, canvases = write_manifest(storage, base_url, name, source_base_url)
     console.print(f"IIIF manifest with {canvases} canvases: {storage.uri(key)}")
+
+
+@manifest_app.command("compact")
+def manifest_compact(
+    destination: Annotated[str, typer.Argument(help="run destination (local folder or s3://…)")],
+    endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
+    min_fragments: Annotated[int, typer.Option(help="compact once this many fragments are not compacted")] = 1,
+    max_files: Annotated[int, typer.Option(help="past this many compactions, merge them into one")] = 8,
+) -> None:
+    """Merge the manifest's shard fragments into a few files so that planning reads few (nothing is deleted)."""
+    from chromata.compaction import compact
+    from chromata.storage import open_storage
+
+    r = compact(open_storage(destination, endpoint_url), min_fragments=min_fragments, max_files=max_files)
+    if r.key is None:
+        console.print(f"nothing to compact: readers open {r.files_before} files")
+        return
+    console.print(
+        f"compacted {r.fragments} fragments ({r.rows} rows) into {r.key}; readers open {r.files_after} files "
+        f"instead of {r.files_before}"
+    )
 
 
 @manifest_app.command("show")

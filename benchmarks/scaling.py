@@ -1,0 +1,186 @@
+"""Benchmark 4 of docs/benchmarks.md: the whole ``chromata run`` command with 1, 2, … colorizer actors, and
+the reference throughput ``chromata plan`` uses for a destination with no run history.
+
+Each configuration is one real ``chromata run`` in a subprocess (a local Ray instance, Prefect, the
+manifest, the review queue) over the same scans: grey JPEG, PNG and 16-bit TIFF of 0.2–0.4 MP made from
+the bundled samples. Two figures per run: the command's wall time (engine start-up included) and the
+processing time the manifest records (first image started to last image finished) — the figure
+``chromata.runs`` measures for every run, so the reference is measured exactly as the planner measures a
+destination's own history. The one-actor run's bytes/s per worker becomes
+``chromata.runs.REFERENCE_BYTES_PER_SECOND_PER_WORKER`` (this script rewrites that block of runs.py).
+
+    flock /tmp/chromata-tests.lock python benchmarks/scaling.py --images 200 --workers 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS_PY = ROOT / "chromata" / "runs.py"
+BEGIN, END = "# BEGIN reference (written by benchmarks/scaling.py)", "# END reference"
+REFERENCE_BLOCK = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END) + r"\n", re.S)
+FORMATS = (".jpg", ".png", ".tif")
+
+
+def make_scans(folder: Path, n: int, mp_range: tuple[float, float] = (0.2, 0.4), seed: int = 0) -> int:
+    """``n`` grey scans (JPEG, PNG and 16-bit TIFF in turn) resized from the bundled samples; total bytes."""
+    rng = np.random.default_rng(seed)
+    samples = sorted(p for p in (ROOT / "examples" / "scans").iterdir() if p.suffix in (".jpg", ".png"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        grey = cv2.imread(str(samples[i % len(samples)]), cv2.IMREAD_GRAYSCALE)
+        scale = (rng.uniform(*mp_range) * 1e6 / (grey.shape[0] * grey.shape[1])) ** 0.5
+        size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+        img = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        ext = FORMATS[i % len(FORMATS)]
+        if ext == ".tif":
+            img = img.astype(np.uint16) * 257
+        cv2.imwrite(str(folder / f"scan-{i:04d}{ext}"), img)
+    return sum(p.stat().st_size for p in folder.iterdir())
+
+
+def run_once(src: Path, work: Path, workers: int, shard_size: int, batch_size: int) -> dict[str, Any]:
+    """One ``chromata run`` into a fresh destination; its wall time and the manifest's run statistics."""
+    from chromata.runs import run_history
+    from chromata.storage import LocalStorage
+
+    out = work / f"out-{workers}"
+    cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--workers", str(workers)]
+    cmd += ["--shard-size", str(shard_size), "--batch-size", str(batch_size), "--device", "cpu"]
+    cmd += ["--review-db", f"sqlite:///{work / f'queue-{workers}.sqlite'}"]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    env.pop("PREFECT_API_URL", None)  # the command's own Prefect, as in a user's shell
+    load_before = os.getloadavg()[0]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"chromata run --workers {workers} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    (stats,) = run_history(LocalStorage(out))
+    return {
+        "workers": workers,
+        "command_seconds": round(wall, 2),
+        "processing_seconds": round(stats.seconds, 2),
+        "images": stats.images,
+        "ok": stats.ok,
+        "source_bytes": stats.source_bytes,
+        "images_per_second": round(stats.images_per_second, 3),
+        "bytes_per_second_per_worker": round(stats.bytes_per_second_per_worker, 1),
+        "load_before": round(load_before, 2),  # 1-min load average: other work sharing the cores shows here
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def reference_block(rate: float, note: str) -> str:
+    comment = textwrap.wrap(f"Fallback throughput when a destination has no history: {note}.", 110)
+    lines = [BEGIN, *(f"# {line}" for line in comment), f"REFERENCE_BYTES_PER_SECOND_PER_WORKER = {rate:.4g}", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_reference(rate: float, note: str, path: Path = RUNS_PY) -> None:
+    """Replace the reference block of chromata/runs.py (it must be there: the planner's constant)."""
+    text = path.read_text()
+    if not REFERENCE_BLOCK.search(text):
+        raise SystemExit(f"{path} has no block between {BEGIN!r} and {END!r}")
+    path.write_text(REFERENCE_BLOCK.sub(lambda _: reference_block(rate, note), text, count=1))
+
+
+def markdown(results: list[dict[str, Any]], args: argparse.Namespace, mp: str, machine: str) -> str:
+    base = results[0]
+    lines = [
+        f"## 4. Scaling: `chromata run` with {' and '.join(str(r['workers']) for r in results)} actors "
+        "(`benchmarks/scaling.py`)",
+        "",
+        f"`python benchmarks/scaling.py --images {args.images} --workers {' '.join(map(str, args.workers))} "
+        f"--shard-size {args.shard_size} --batch-size {args.batch_size}` — {args.images} grey scans of {mp} "
+        "(JPEG, PNG and 16-bit TIFF in turn, from the bundled samples), one real `chromata run` per row "
+        f"(local Ray, Prefect, manifest, review queue), built-in model on the CPU. {machine}.",
+        "",
+        "| actors | command wall | processing (manifest) | images/s | × 1 actor | MB/s per actor | load before, after "
+        "|",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        speedup = r["images_per_second"] / base["images_per_second"]
+        lines.append(
+            f"| {r['workers']} | {r['command_seconds']:.1f} s | {r['processing_seconds']:.1f} s "
+            f"| {r['images_per_second']:.2f} | {speedup:.2f} × | {r['bytes_per_second_per_worker'] / 1e6:.2f} "
+            f"| {r['load_before']:.1f}, {r['load_after']:.1f} |"
+        )
+    lines += [
+        "",
+        "*Command wall* includes starting Ray and Prefect; *processing* is what the manifest records (first image "
+        "started to last image finished), the figure `chromata runs` and `chromata plan` use. Each actor runs "
+        "cores ÷ actors torch threads, so extra actors on the same cores gain only by overlapping one actor's "
+        "decoding and writing with another's inference. *Load* is the machine's 1-minute load average before and "
+        f"after the run ({os.cpu_count()} cores): a load well above 0 before a run means other work was on the "
+        "cores, and that run's figures are low.",
+        "",
+        f"The one-actor row is the planner's reference for a destination without history: "
+        f"`chromata.runs.REFERENCE_BYTES_PER_SECOND_PER_WORKER = {base['bytes_per_second_per_worker']:.4g}` "
+        "(bytes of source read per second per actor; written into `chromata/runs.py` by this script).",
+    ]
+    for r in results[1:]:  # what the planner would have predicted from the reference, against the run
+        predicted = r["source_bytes"] / (base["bytes_per_second_per_worker"] * r["workers"])
+        lines.append(
+            f"For {r['workers']} actors it predicts {predicted:.1f} s of processing; the run took "
+            f"{r['processing_seconds']:.1f} s (the estimate assumes actors scale linearly, which they do only "
+            "when each has cores of its own)."
+        )
+    return "\n".join(lines)
+
+
+def main() -> list[dict[str, Any]]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--shard-size", type=int, default=25)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs and chromata/runs.py alone")
+    args = ap.parse_args()
+    if args.workers[0] != 1:
+        ap.error("the first --workers must be 1: its run is the reference")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _report import machine, write_section
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "scans"
+        total = make_scans(src, args.images)
+        for workers in args.workers:
+            results.append(run_once(src, Path(tmp), workers, args.shard_size, args.batch_size))
+            print(json.dumps(results[-1]))
+    mp = "0.2–0.4 MP"
+    body = markdown(results, args, mp, machine())
+    print(body)
+    if args.json:
+        args.json.write_text(json.dumps({"source_bytes": total, "runs": results}, indent=2))
+    if not args.no_write:
+        write_section("scaling", body)
+        rate = results[0]["bytes_per_second_per_worker"]
+        note = (
+            f"`benchmarks/scaling.py --images {args.images}`, built-in model, 1 CPU actor, {args.images} scans of "
+            f"{mp}, {results[0]['source_bytes'] / 1e6:.1f} MB in {results[0]['processing_seconds']:.1f} s "
+            f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)"
+        )
+        write_reference(rate, note)
+    return results
+
+
+if __name__ == "__main__":
+    main()
