@@ -28,6 +28,7 @@ smaller as files get more numerous: about 10⁶ rows in all). A key listed twice
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
@@ -298,11 +299,10 @@ class _Run:
         return cls(path, len(table), keys[0].as_py(), keys[len(keys) - 1].as_py())
 
     def tables(self) -> Iterator[pa.Table]:
-        with pa.memory_map(str(self.path)) as source:
+        with pa.OSFile(str(self.path)) as source:  # read, not mapped: only the chunk in hand is resident
             reader = ipc.open_file(source)
             for i in range(reader.num_record_batches):
-                # copied out of the map so the file can be closed and removed (and RSS stays the chunk)
-                yield pa.Table.from_batches([reader.get_batch(i)]).combine_chunks()
+                yield pa.Table.from_batches([reader.get_batch(i)])
 
 
 def _merge(runs: list[_Run]) -> Iterator[pa.Table]:
@@ -323,7 +323,7 @@ def _merge(runs: list[_Run]) -> Iterator[pa.Table]:
         pieces = []
         for i in sorted(held):
             t = held[i]
-            n = int(pc.sum(pc.less_equal(t["key"], pa.scalar(bound, pa.string()))).as_py() or 0)
+            n = bisect.bisect_right(_Keys(t["key"]), bound)  # the chunk is sorted: O(log rows), not O(rows)
             if n:
                 pieces.append(t.slice(0, n))
             if n == len(t):
@@ -336,6 +336,19 @@ def _merge(runs: list[_Run]) -> Iterator[pa.Table]:
                 held[i] = t.slice(n)
         merged = pa.concat_tables(pieces)
         yield merged.take(pc.sort_indices(merged, [("key", "ascending")]))
+
+
+class _Keys:
+    """Random access to a sorted key column, for ``bisect``."""
+
+    def __init__(self, keys: pa.ChunkedArray) -> None:
+        self.keys = keys.chunk(0) if keys.num_chunks == 1 else keys.combine_chunks()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> str:
+        return str(self.keys[i].as_py())
 
 
 def _drop_repeats(table: pa.Table, last: str | None) -> tuple[pa.Table, str | None]:

@@ -59,16 +59,20 @@ def preflight(cfg: RunConfig) -> None:
     open_storage(cfg.destination, cfg.endpoint_url).check_writable()
 
 
-# An extension is what ``posixpath.splitext`` finds: the last dot of the last path segment, not
-# counting the segment's leading dots (``is_media_key``, vectorised).
-_EXTENSION = r"(?:^|/)\.*[^./][^/]*?(?P<ext>\.[^./]*)$"
-_MEDIA_EXTENSIONS = pa.array(sorted(BY_EXTENSION), pa.string())
+# ``is_media_key``, vectorised. ``posixpath.splitext`` takes the extension from the last dot of the last
+# path segment, unless only dots come before it in that segment (".jpg" and "..jpg" have none). Every
+# known extension is one dot and letters, so a key ending in one has it, except in that case.
+_MEDIA_EXTENSIONS = sorted(BY_EXTENSION)
+_DOTS_THEN_NAME = r"(?:^|/)\.+[^./]*$"
 
 
 def media_mask(keys: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """``is_media_key`` of every key, in one pass over an Arrow column."""
-    ext = pc.struct_field(pc.extract_regex(keys, _EXTENSION), "ext")
-    return pc.fill_null(pc.is_in(pc.utf8_lower(ext), value_set=_MEDIA_EXTENSIONS), False)
+    """``is_media_key`` of every key, in a few linear passes over an Arrow column."""
+    lower = pc.utf8_lower(keys)
+    known = pc.ends_with(lower, _MEDIA_EXTENSIONS[0])
+    for ext in _MEDIA_EXTENSIONS[1:]:
+        known = pc.or_(known, pc.ends_with(lower, ext))
+    return pc.fill_null(pc.and_not(known, pc.match_substring_regex(lower, _DOTS_THEN_NAME)), False)
 
 
 def _equals(col: pa.ChunkedArray, value: str) -> pa.ChunkedArray:
@@ -86,7 +90,7 @@ def _equals(col: pa.ChunkedArray, value: str) -> pa.ChunkedArray:
 class _SortedKeys:
     """Random access to a sorted key column, for ``bisect``."""
 
-    def __init__(self, keys: pa.Array) -> None:
+    def __init__(self, keys: pa.Array | pa.ChunkedArray) -> None:
         self.keys = keys
 
     def __len__(self) -> int:
@@ -109,7 +113,7 @@ class History:
 
     def __init__(self, runs: list[pa.Table]) -> None:
         self.runs = [r for r in runs if len(r)]
-        self._views = [_SortedKeys(r["key"].combine_chunks()) for r in self.runs]
+        self._views = [_SortedKeys(r["key"]) for r in self.runs]
         self._cursors = [0] * len(self.runs)
         self._last: str | None = None
         self.rows = sum(len(r) for r in self.runs)
@@ -119,10 +123,12 @@ class History:
     @classmethod
     def from_tables(cls, tables: list[pa.Table], *, redo_failed: bool, model_sha256: str | None) -> History:
         """``tables``: runs of the manifest's ``HISTORY_COLUMNS`` (sorted by source key where possible:
-        a run that is not is sorted here). A row counts as done unless it failed and ``redo_failed``
-        is set, or was made by other weights than ``model_sha256`` (when given)."""
+        a run that is not is sorted here), taken out of the list as they are converted so that their
+        other columns are freed. A row counts as done unless it failed and ``redo_failed`` is set, or
+        was made by other weights than ``model_sha256`` (when given)."""
         runs = []
-        for t in tables:
+        while tables:
+            t = tables.pop(0)
             if not len(t):
                 continue
             done = pc.is_valid(t["source_key"])
@@ -132,12 +138,13 @@ class History:
                 done = pc.and_(done, _equals(t["model_sha256"], model_sha256))
             run = pa.table(
                 {
-                    "key": t["source_key"].combine_chunks(),
-                    "etag": t["source_etag"].combine_chunks(),
-                    "size": t["source_size"].cast(pa.int64()).combine_chunks(),
-                    "done": done.combine_chunks(),
+                    "key": t["source_key"],
+                    "etag": t["source_etag"],
+                    "size": t["source_size"].cast(pa.int64()),
+                    "done": done,
                 }
             )
+            del t
             if len(run) > 1 and not _is_sorted(run["key"]):
                 run = run.take(pc.sort_indices(run["key"]))
             runs.append(run)
@@ -203,8 +210,12 @@ class History:
 
 
 def _is_sorted(keys: pa.Array | pa.ChunkedArray) -> bool:
-    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    return len(keys) < 2 or bool(pc.all(pc.less_equal(keys.slice(0, len(keys) - 1), keys.slice(1))).as_py())
+    """Ascending (ties allowed), checked chunk by chunk and across chunk boundaries, without copying."""
+    chunks = [c for c in (keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]) if len(c)]
+    for a, b in itertools.pairwise(chunks):
+        if a[len(a) - 1].as_py() > b[0].as_py():
+            return False
+    return all(len(c) < 2 or bool(pc.all(pc.less_equal(c.slice(0, len(c) - 1), c.slice(1))).as_py()) for c in chunks)
 
 
 class Planner:

@@ -184,3 +184,19 @@ def test_compaction_on_s3(s3, moto_endpoint):
     assert report.key is not None and store.exists(report.key)
     assert read_manifest(store).equals(before) and _files_read(store) == 1
     assert compaction.is_compaction_key(report.key)
+
+
+def test_manifest_compact_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from chromata.cli import app
+
+    _fill(LocalStorage(tmp_path), range(4))
+    before = read_manifest(LocalStorage(tmp_path))
+    done = CliRunner().invoke(app, ["manifest", "compact", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert "compacted 4 fragments (12 rows)" in said and "open 1 files instead of 4" in said
+    assert read_manifest(LocalStorage(tmp_path)).equals(before)
+    again = CliRunner().invoke(app, ["manifest", "compact", str(tmp_path)])
+    assert again.exit_code == 0 and "nothing to compact: readers open 1 files" in " ".join(again.output.split())

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -230,3 +231,25 @@ def test_plan_from_inventory_equals_plan_from_listing(tmp_path, s3, moto_endpoin
     assert other["sourceBucket"] == "another-bucket"
     with pytest.raises(StorageError, match="describes bucket 'another-bucket'"):
         plan_run(build_config(**base, inventory=str(tmp_path / "other/another-bucket/nightly/2026-11-30T01-00Z")))
+
+
+def test_plan_command_reads_the_inventory(tmp_path, s3, moto_endpoint, collection):
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from chromata.cli import app
+    from tests.conftest import upload_collection
+
+    bucket = f"scans-{uuid.uuid4().hex[:6]}"
+    upload_collection(s3, bucket, "coll", collection)
+    rows = [_row(o["Key"], o["Size"], o["ETag"].strip('"')) for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    write_report(tmp_path / "report", rows[:3], bucket=bucket)  # the report knows three objects only
+    report = str(tmp_path / "report" / bucket / "nightly/2026-11-30T01-00Z/manifest.json")
+    args = ["plan", f"s3://{bucket}/coll", "--out", str(tmp_path / "out"), "--endpoint-url", moto_endpoint]
+    shown = CliRunner().invoke(app, [*args, "--inventory", report])
+    assert shown.exit_code == 0, shown.output
+    media = sum(1 for r in rows[:3] if not r["key"].endswith(".txt"))
+    assert re.search(r"images listed\D*(\d+)", shown.output).group(1) == str(media), shown.output
+    bad = CliRunner().invoke(app, [*args, "--inventory", str(tmp_path / "missing.json")])
+    assert isinstance(bad.exception, StorageError) and "inventory manifest not found" in str(bad.exception)

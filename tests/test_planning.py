@@ -105,6 +105,13 @@ def test_media_mask_is_is_media_key():
         "a b+c.webp",
         "x/.hidden.png",
         "...",
+        "x/.JPG",
+        "x/..tif",
+        "a.b/.jpg",
+        "a/b..jpg",
+        ".a/b.gif",
+        "a/.b.c/d",
+        "a/..b.mkv",
     ]
     assert media_mask(pa.array(keys)).to_pylist() == [is_media_key(k) for k in keys]
 
@@ -182,7 +189,7 @@ def test_history_matches_batches_across_runs_and_refuses_disorder():
         todo, attempts = h.match(keys, etags, pa.array(sizes.to_pylist(), pa.int64()), rerun)
         return todo.to_pylist(), attempts
 
-    h = History.from_tables(runs, redo_failed=True, model_sha256="m")
+    h = History.from_tables(list(runs), redo_failed=True, model_sha256="m")
     assert batch(h, ("a.jpg", "e1", 1), ("b.jpg", "e3", 3)) == (
         [False, True],
         {"b.jpg": 2},
@@ -194,7 +201,7 @@ def test_history_matches_batches_across_runs_and_refuses_disorder():
     assert (h.gone, h.gone_examples) == (2, ["c.jpg", "d.jpg"])  # passed over without being listed
     with pytest.raises(StorageError, match="not in key order"):
         batch(h, ("f.jpg", "x", 1))
-    h2 = History.from_tables(runs, redo_failed=False, model_sha256=None)
+    h2 = History.from_tables(list(runs), redo_failed=False, model_sha256=None)
     assert batch(h2, ("b.jpg", "e2", 2), ("c.jpg", "e5", 5)) == ([False, False], {})
     with pytest.raises(StorageError, match="not in key order"):
         batch(h2, ("z.jpg", "x", 1), ("y.jpg", "x", 1))

@@ -56,6 +56,10 @@ def run(
     metrics_textfile: Annotated[
         str | None, typer.Option(help="write Prometheus metrics here at the end (node-exporter textfile)")
     ] = None,
+    inventory: Annotated[
+        str | None,
+        typer.Option(help="plan from this S3 Inventory report (its manifest.json, s3:// or local) instead of listing"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show engine logs")] = False,
 ) -> None:
     """Colorize every grey image under SOURCE into --out, with a manifest and a review queue."""
@@ -85,6 +89,7 @@ def run(
         redo_rejected=redo_rejected,
         reprocess_if_model_changed=reprocess_if_model_changed,
         metrics_textfile=metrics_textfile,
+        inventory=inventory,
     )
     quiet_engines(verbose)
     from chromata.planning import preflight
@@ -165,6 +170,10 @@ def plan(
     workers: Annotated[int, typer.Option(help="colorizer actors the run would use")] = 1,
     shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL")] = None,
+    inventory: Annotated[
+        str | None,
+        typer.Option(help="plan from this S3 Inventory report (its manifest.json, s3:// or local) instead of listing"),
+    ] = None,
 ) -> None:
     """What a run would do: objects, bytes, shards and expected hours — no image is processed."""
     from chromata.config import build_config
@@ -173,7 +182,12 @@ def plan(
     from chromata.storage import open_storage
 
     cfg = build_config(
-        source=source, destination=out, workers=workers, shard_size=shard_size, endpoint_url=endpoint_url
+        source=source,
+        destination=out,
+        workers=workers,
+        shard_size=shard_size,
+        endpoint_url=endpoint_url,
+        inventory=inventory,
     )
     p = Planner(cfg)
     for _ in p.shards():  # stream the listing; nothing is kept but counts
