@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import ray
 
 from chromata.config import RunConfig
-from chromata.errors import StorageError
+from chromata.errors import ConfigError, StorageError
 from chromata.metrics import METRICS
 from chromata.pipeline import Shard, ShardProcessor, ShardResult, merge_results
 
@@ -70,19 +71,58 @@ class ColorizerActor:
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` (or RAY_ADDRESS); else start a small local instance."""
+    """Join the cluster at ``address`` (or RAY_ADDRESS); else start a small local instance.
+
+    An address that does not answer is a ``ConfigError`` (one line), found in seconds rather than after
+    Ray's own minutes of retries. A local instance keeps Ray's default, token authentication, without
+    Ray's notice that it chose it (every local run printed it)."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except (ConnectionError, TimeoutError, RuntimeError) as exc:
+            raise ConfigError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())}") from None
     else:
+        _quiet_default_token_auth_notice()
         ray.init(
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,
             object_store_memory=256 * 1024 * 1024,
             logging_level=logging.WARNING,
         )
+
+
+def _quiet_default_token_auth_notice() -> None:
+    """Drop Ray's "Token authentication is enabled for this Ray cluster" notice (its default, which we keep);
+    any other warning of that logger still shows."""
+    name = "ray._private.authentication.authentication_token_setup"
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _DropTokenAuthNotice) for f in logger.filters):
+        logger.addFilter(_DropTokenAuthNotice())
+
+
+class _DropTokenAuthNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """``host:port`` (a head's GCS) or ``ray://host:port`` (Ray Client) must accept a connection."""
+    target = address.removeprefix("ray://")
+    if target in ("auto", "local") or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address} ({exc}); check --ray-address or RAY_ADDRESS "
+            "(a head node's GCS address host:6379, or ray://host:10001 for Ray Client)"
+        ) from None
 
 
 def actor_resources(workers: int) -> dict[str, float]:
@@ -101,7 +141,10 @@ class ColorizerPool:
     def __init__(self, cfg: RunConfig) -> None:
         opts = actor_resources(cfg.workers)
         if opts["num_gpus"] == 0 and cfg.device.startswith("cuda"):
-            raise RuntimeError("device=cuda was requested but the Ray cluster has no GPUs")
+            raise ConfigError(
+                f"device={cfg.device} was requested but the Ray cluster has no GPUs; use --device auto or cpu, "
+                "or add GPU nodes"
+            )
         self.cfg = cfg
         # SPREAD: actors on as many nodes as possible, so a lost node takes as few of them as possible
         self.options = {**opts, "scheduling_strategy": "SPREAD"}
