@@ -253,3 +253,31 @@ def test_plan_command_reads_the_inventory(tmp_path, s3, moto_endpoint, collectio
     assert re.search(r"images listed\D*(\d+)", shown.output).group(1) == str(media), shown.output
     bad = CliRunner().invoke(app, [*args, "--inventory", str(tmp_path / "missing.json")])
     assert isinstance(bad.exception, StorageError) and "inventory manifest not found" in str(bad.exception)
+
+
+@pytest.mark.slow
+def test_archive_scale_benchmark_runs():
+    """The benchmark's own smoke run at a tiny size (no figure asserted, only that it plans right)."""
+    import ast
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "archive_scale.py"), "--sizes", "3000", "--no-write"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    steps = {
+        line.split("{", 1)[0].strip(): ast.literal_eval("{" + line.split("{", 1)[1])
+        for line in proc.stdout.splitlines()
+        if line.startswith("  ") and "{" in line
+    }
+    before, after = steps["plan before compaction"], steps["plan after compaction"]
+    assert (before["images"], before["already_done"], before["ignored"]) == (3, 2967, 30)
+    assert {k: after[k] for k in ("images", "already_done", "ignored")} == {
+        k: before[k] for k in ("images", "already_done", "ignored")
+    }
+    assert steps["compaction"]["fragments"] == 6 and steps["compaction"]["files_after"] == 1
