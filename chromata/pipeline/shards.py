@@ -104,10 +104,20 @@ def merge_results(shard: Shard, parts: Iterable[ShardResult], cfg: RunConfig) ->
 
 def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRecord]:
     """Apply the review policy: the confidence threshold, or a budget (the least confident fraction of
-    the colorized images, counted per shard so that a shard's commit never waits for the whole run)."""
+    the colorized images, counted per shard so that a shard's commit never waits for the whole run). An
+    image queued by the budget alone says so (``least_confident``), so no queued item is without a reason."""
     if cfg.review_budget is None:
         return records
     ok = sorted((r for r in records if r.status == "ok"), key=lambda r: (r.confidence or 0.0, r.source_key))
     quota = math.ceil(cfg.review_budget * len(ok))
     chosen = {r.source_key for r in ok[:quota]}
-    return [replace(r, needs_review=r.source_key in chosen) for r in records]
+    routed = []
+    for r in records:
+        reasons = [c for c in r.confidence_reasons if c != LEAST_CONFIDENT]
+        if r.source_key in chosen:
+            reasons.append(LEAST_CONFIDENT)
+        routed.append(replace(r, needs_review=r.source_key in chosen, confidence_reasons=reasons))
+    return routed
+
+
+LEAST_CONFIDENT = "least_confident"  # chromata.reasons has its text
