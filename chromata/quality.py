@@ -227,3 +227,40 @@ def evaluate_models(
             thumbs[(name, "truth")] = _thumb(color.to_unit_float(bgr))
     methods = [label for label, _ in models] + [GRAY, MEAN_CHROMA]
     return Report(rows=rows, methods=methods, mean_ab=(mean_ab[0], mean_ab[1]), thumbnails=thumbs)
+
+
+def tradeoff_png(points: Sequence[dict[str, object]], title: str, shipped: str | None = None) -> bytes:
+    """CIEDE2000 (× grey) against colourfulness (× truth), one labelled point per decoding; the ``label`` of the
+    shipped one is drawn in red. Each point: ``{"label", "ciede2000_vs_grey", "colourfulness_ratio"}``."""
+    w, h, m = 640, 460, 70
+    img = np.full((h, w, 3), 255, np.uint8)
+    xs = [float(str(p["colourfulness_ratio"])) for p in points]
+    ys = [float(str(p["ciede2000_vs_grey"])) for p in points]
+    x0, x1 = 0.0, max(1.05, max(xs) + 0.05)
+    y0, y1 = min(0.85, min(ys) - 0.01), max(1.02, max(ys) + 0.01)
+
+    def pt(x: float, y: float) -> tuple[int, int]:
+        return int(m + (x - x0) / (x1 - x0) * (w - 2 * m)), int(h - m - (y - y0) / (y1 - y0) * (h - 2 * m))
+
+    black, grey = (0, 0, 0), (170, 170, 170)
+    cv2.rectangle(img, pt(x0, y0), pt(x1, y1), black, 1)
+    for gx in np.arange(0.0, x1 + 1e-9, 0.2):
+        cv2.putText(img, f"{gx:.1f}", (pt(gx, y0)[0] - 10, h - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, black, 1)
+    for gy in np.arange(np.ceil(y0 * 20) / 20, y1 + 1e-9, 0.05):
+        cv2.putText(img, f"{gy:.2f}", (m - 42, pt(x0, gy)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, black, 1)
+    # the goal: at most 0.90 x grey at colourfulness >= 0.8; and grey itself (1.0)
+    cv2.line(img, pt(x0, 1.0), pt(x1, 1.0), grey, 1, cv2.LINE_AA)
+    cv2.rectangle(img, pt(0.8, y0), pt(x1, min(0.90, y1)), (200, 235, 200), 1)
+    cv2.putText(img, "goal", (pt(0.8, 0.90)[0] + 4, pt(0.8, 0.90)[1] + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (60, 140, 60), 1)  # fmt: skip
+    for p, x, y in zip(points, xs, ys, strict=True):
+        is_shipped = shipped is not None and p["label"] == shipped
+        colour = (30, 30, 220) if is_shipped else (200, 90, 30)
+        cv2.circle(img, pt(x, y), 6 if is_shipped else 4, colour, -1, cv2.LINE_AA)
+        label = str(p["label"]) + (" (shipped)" if is_shipped else "")
+        cv2.putText(img, label, (pt(x, y)[0] + 7, pt(x, y)[1] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.33, colour, 1)
+    cv2.putText(img, title, (m, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, black, 1)
+    cv2.putText(img, "colourfulness / truth", (w // 2 - 70, h - 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, black, 1)
+    cv2.putText(img, "CIEDE2000 / grey", (6, m - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, black, 1)
+    ok, buf = cv2.imencode(".png", img)
+    return buf.tobytes() if ok else b""

@@ -152,7 +152,8 @@ def test_foreign_onnx_with_rgb_input_and_no_uncertainty(tmp_path):
     x = np.full((1, 128, 128), 100.0, np.float32)  # white
     pred = model.predict_ab(x)
     np.testing.assert_allclose(pred.ab[0, 0, 0], [20.0, -10.0], atol=0.1)
-    assert np.all(pred.uncertainty == 0.5)
+    assert pred.uncertainty.shape == (1, 128, 128)  # estimated (chromata.harm proxy; tests/test_harm.py)
+    assert pred.uncertainty.min() >= 0.0 and pred.uncertainty.max() <= 1.0
     assert "not provided" in model.describe()["uncertainty"]
 
 

@@ -79,3 +79,22 @@ def test_eval_command_errors_are_one_line(tmp_path):
     proc = chromata("eval", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "evaluation data folder not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_tradeoff_plot_marks_the_shipped_decoding():
+    import cv2
+    import numpy as np
+
+    from chromata.quality import tradeoff_png
+
+    points = [
+        {"label": "g0.5", "ciede2000_vs_grey": 0.98, "colourfulness_ratio": 0.76},
+        {"label": "g1", "ciede2000_vs_grey": 0.94, "colourfulness_ratio": 0.54},
+        {"label": "g0 r4", "ciede2000_vs_grey": 1.02, "colourfulness_ratio": 0.93},
+    ]
+    img = cv2.imdecode(np.frombuffer(tradeoff_png(points, "test", shipped="g0.5"), np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.shape == (460, 640, 3)
+    red = (img[..., 2] > 180) & (img[..., 0] < 80) & (img[..., 1] < 80)
+    assert red.sum() > 50  # the shipped point and its label
+    none = cv2.imdecode(np.frombuffer(tradeoff_png(points, "test"), np.uint8), cv2.IMREAD_COLOR)
+    assert ((none[..., 2] > 180) & (none[..., 0] < 80) & (none[..., 1] < 80)).sum() == 0

@@ -97,6 +97,9 @@ class BuiltinColorizer:
         # it is not (gamma = 0 turns this off).
         self.chroma_gamma = float(chroma_gamma if chroma_gamma is not None else self.config.get("chroma_gamma", 0.0))
         self.forward = InferenceGraph(self.net, self.input_size, self.device, enabled=self.precision == "fp32")
+        # Then, region by region, chroma is kept where the harm estimator expects the colour to help and damped
+        # where it expects harm (chromata.harm; False: the network's decoding alone).
+        self.restrain = True
 
     @classmethod
     def load(
@@ -148,9 +151,8 @@ class BuiltinColorizer:
             if self.chroma_gamma > 0:
                 ab = ab * (1.0 - unc).clamp(0.0, 1.0).pow(self.chroma_gamma).unsqueeze(1)
             ab = ab.permute(0, 2, 3, 1)
-            return ChromaPrediction(
-                ab=ab.cpu().numpy().astype(np.float32), uncertainty=unc.cpu().numpy().astype(np.float32)
-            )
+            out = ab.cpu().numpy().astype(np.float32)
+        return ChromaPrediction(ab=restrained(self, lightness, out), uncertainty=unc.cpu().numpy().astype(np.float32))
 
     def describe(self) -> dict[str, object]:
         return {
@@ -161,5 +163,24 @@ class BuiltinColorizer:
             "chroma_gamma": self.chroma_gamma,
             "precision": self.precision,
             "calibration_sha256": self.calibration.sha256 if self.calibration else None,
+            "restraint": restraint_facts(self),
             "device": self.device,
         }
+
+
+def restrained(model: Any, lightness: F32, ab: F32) -> F32:
+    """A model's predicted chroma after the harm estimator's restraint (when the model restrains and the
+    package ships an estimator); the same post-step for every model family."""
+    from chromata import harm
+
+    estimator = harm.shipped() if getattr(model, "restrain", False) else None
+    if estimator is None:
+        return ab
+    return estimator.restrain_batch(np.asarray(lightness, np.float32), ab)
+
+
+def restraint_facts(model: Any) -> dict[str, object] | None:
+    from chromata import harm
+
+    estimator = harm.shipped() if getattr(model, "restrain", False) else None
+    return estimator.describe() if estimator is not None else None

@@ -5,7 +5,8 @@ entropy) into one graph with inputs ``lightness`` (N, 1, H, W; L* in 0..100) and
 (N, 2, H/4, W/4) and ``uncertainty`` (N, H/4, W/4), so ONNX Runtime reproduces the torch model
 exactly (tested). Foreign models are accepted when their first input has 1 channel (L*, 0..100) or
 3 channels (the grey image as RGB in 0..1, the DDColor convention) and an output has 2 channels (a*,
-b*); without an ``uncertainty`` output their uncertainty is unknown and reported as 0.5 everywhere.
+b*); without an ``uncertainty`` output their uncertainty is estimated from the grey input and the colours by the
+harm estimator's proxy for the built-in model's entropy (``chromata.harm``), so images still get different confidences.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ UNKNOWN_UNCERTAINTY = 0.5
 OPSET = 17
 
 
-def export_builtin(model: Any, path: Path, opset: int = OPSET) -> Path:
-    """Write a :class:`BuiltinColorizer` (weights + decoding) as an ONNX graph with dynamic N, H, W."""
+def export_builtin(model: Any, path: Path, opset: int = OPSET, uncertainty: bool = True) -> Path:
+    """Write a :class:`BuiltinColorizer` (weights + decoding) as an ONNX graph with dynamic N, H, W; with
+    ``uncertainty=False`` the graph has the ``ab`` output only (as most foreign models do)."""
     import torch
 
     from chromata.models.ab_bins import annealed_mean, normalised_entropy
@@ -45,7 +47,16 @@ def export_builtin(model: Any, path: Path, opset: int = OPSET) -> Path:
                 ab = ab * (1.0 - unc).clamp(0.0, 1.0).pow(model.chroma_gamma).unsqueeze(1)
             return ab, unc
 
-    wrapper = Decoded().eval()
+    class AbOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decoded = Decoded()
+
+        def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+            ab: torch.Tensor = self.decoded(lightness)[0]
+            return ab
+
+    wrapper = (Decoded() if uncertainty else AbOnly()).eval()
     example = torch.full((1, 1, model.input_size, model.input_size), 50.0)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -53,11 +64,11 @@ def export_builtin(model: Any, path: Path, opset: int = OPSET) -> Path:
         (example,),
         str(path),
         input_names=["lightness"],
-        output_names=["ab", "uncertainty"],
+        output_names=["ab", "uncertainty"] if uncertainty else ["ab"],
         dynamic_axes={
             "lightness": {0: "n", 2: "h", 3: "w"},
             "ab": {0: "n", 2: "h4", 3: "w4"},
-            "uncertainty": {0: "n", 1: "h4", 2: "w4"},
+            **({"uncertainty": {0: "n", 1: "h4", 2: "w4"}} if uncertainty else {}),
         },
         opset_version=opset,
         dynamo=False,
@@ -77,6 +88,18 @@ def export_builtin(model: Any, path: Path, opset: int = OPSET) -> Path:
     onnx.save(proto, str(path))
     model.net.to(model.device)
     return path
+
+
+def estimated_uncertainty(lightness: F32, ab: F32) -> F32:
+    """Per-pixel uncertainty for a graph without an uncertainty output: the harm estimator's proxy for the
+    built-in model's normalised entropy, from the grey input and the colours (``UNKNOWN_UNCERTAINTY`` where
+    the package ships no estimator)."""
+    from chromata import harm
+
+    est = harm.shipped()
+    if est is None or "uncertainty_proxy" not in est.params:
+        return np.full(ab.shape[:3], UNKNOWN_UNCERTAINTY, np.float32)
+    return np.stack([est.uncertainty(li, a) for li, a in zip(lightness, ab, strict=True)]).astype(np.float32)
 
 
 class OnnxColorizer:
@@ -114,6 +137,7 @@ class OnnxColorizer:
         self.weights_sha256 = sha256_file(path)
         self.source_sha256 = meta.get("chromata.source_sha256")
         self.calibration: Calibration | None = None
+        self.restrain = True  # the harm estimator's restraint after the graph (chromata.harm), as for every model
 
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
         x = np.ascontiguousarray(lightness, dtype=np.float32)[:, None]
@@ -127,13 +151,18 @@ class OnnxColorizer:
         names = [self.ab_name] + ([self.unc_name] if self.unc_name else [])
         result = self.session.run(names, {self.input_name: x})
         ab = np.asarray(result[0], dtype=np.float32)
+        from chromata.models.builtin import restrained
+
+        ab_nhwc = np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
         if self.unc_name:
             unc = np.asarray(result[1], dtype=np.float32)
         else:
-            unc = np.full((ab.shape[0], ab.shape[2], ab.shape[3]), UNKNOWN_UNCERTAINTY, np.float32)
-        return ChromaPrediction(ab=np.ascontiguousarray(ab.transpose(0, 2, 3, 1)), uncertainty=unc)
+            unc = estimated_uncertainty(np.asarray(lightness, np.float32), ab_nhwc)
+        return ChromaPrediction(ab=restrained(self, lightness, ab_nhwc), uncertainty=unc)
 
     def describe(self) -> dict[str, object]:
+        from chromata.models.builtin import restraint_facts
+
         return {
             "model_name": self.name,
             "model_sha256": self.weights_sha256,
@@ -142,6 +171,7 @@ class OnnxColorizer:
             "runtime": "onnxruntime",
             "uncertainty": "model output"
             if self.unc_name
-            else f"not provided by the model (fixed {UNKNOWN_UNCERTAINTY})",
+            else "not provided by the model: estimated from the grey input and the colours (chromata.harm proxy)",
+            "restraint": restraint_facts(self),
             "device": self.device,
         }

@@ -145,6 +145,7 @@ class ZhangColorizer:
         self.input_size = input_size
         self.temperature = temperature
         self.calibration: Calibration | None = None
+        self.restrain = True  # the harm estimator's restraint after decoding (chromata.harm), as for every model
         self.forward = InferenceGraph(self.net, input_size, device)
 
     @classmethod
@@ -179,17 +180,20 @@ class ZhangColorizer:
             else:
                 ab, logits = self.forward(x)
                 ab, unc = ab.float(), normalised_entropy(logits.float())
-            return ChromaPrediction(
-                ab=ab.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32),
-                uncertainty=unc.cpu().numpy().astype(np.float32),
-            )
+            out = ab.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+        from chromata.models.builtin import restrained
+
+        return ChromaPrediction(ab=restrained(self, lightness, out), uncertainty=unc.cpu().numpy().astype(np.float32))
 
     def describe(self) -> dict[str, object]:
+        from chromata.models.builtin import restraint_facts
+
         return {
             "model_name": self.name,
             "model_sha256": self.weights_sha256,
             "input_size": self.input_size,
             "temperature": self.temperature if self.kind == "eccv16" else None,
+            "restraint": restraint_facts(self),
             "device": self.device,
         }
 
