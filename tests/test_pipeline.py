@@ -113,6 +113,10 @@ def test_review_budget_routes_least_confident_fraction(tmp_path):
     cfg = build_config(source="in", destination=str(tmp_path), review_budget=0.4)
     routed = {r.source_key: r.needs_review for r in route_for_review(records, cfg)}
     assert routed == {"0.jpg": False, "1.jpg": True, "2.jpg": False, "3.jpg": False, "4.jpg": True, "bad.jpg": False}
+    # a queued item says why, once, even when a shard is routed again (a shard run image by image)
+    twice = route_for_review(route_for_review(records, cfg), cfg)
+    reasons = {r.source_key: r.confidence_reasons for r in twice}
+    assert reasons["1.jpg"] == ["low_contrast", "least_confident"] and reasons["0.jpg"] == ["low_contrast"]
     threshold_only = build_config(source="in", destination=str(tmp_path))
     assert route_for_review(records, threshold_only) == records
 
