@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +35,8 @@ from chromata.storage import ObjectInfo, Storage
 
 class _Fragments:
     """A read-only view of ``inner`` that lists only the given manifest fragments (so that reading one
-    shard's rows goes through ``read_manifest``'s schema handling without listing every fragment)."""
+    shard's rows goes through ``read_manifest``'s schema handling without listing every fragment; a
+    fragment is never deleted by compaction, so it is always there to read)."""
 
     def __init__(self, inner: Storage, keys: Iterable[str]) -> None:
         self.inner = inner
@@ -50,6 +52,15 @@ class _Fragments:
 
     def uri(self, key: str) -> str:
         return self.inner.uri(key)
+
+    def exists(self, key: str) -> bool:
+        return key in self.keys
+
+    def local_path(self, key: str) -> Path | None:
+        return self.inner.local_path(key)
+
+    def download(self, key: str, path: Path) -> None:
+        self.inner.download(key, path)
 
 
 def read_table(
