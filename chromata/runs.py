@@ -12,9 +12,11 @@ import pyarrow.compute as pc
 from chromata.manifest import read_manifest
 from chromata.storage import Storage
 
-# Fallback throughput when a destination has no history: measured with the built-in model on a 2-core
-# CPU machine, one actor: 200 scans of 0.2-0.4 MP (JPEG/PNG/16-bit TIFF), 22.6 MB in 19.8 s of processing.
-REFERENCE_BYTES_PER_SECOND_PER_WORKER = 1.14e6
+# BEGIN reference (written by benchmarks/scaling.py)
+# Fallback throughput when a destination has no history: `benchmarks/scaling.py --images 200`, built-in model, 1
+# CPU actor, 200 scans of 0.2–0.4 MP, 27.2 MB in 24.6 s (2026-12-02, 2 cores).
+REFERENCE_BYTES_PER_SECOND_PER_WORKER = 1.101e+06
+# END reference
 
 
 @dataclass(frozen=True)

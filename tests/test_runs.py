@@ -73,3 +73,43 @@ def test_runs_and_plan_commands(collection, tmp_path):
     planned = runner.invoke(app, ["plan", str(collection), "--out", str(tmp_path / "fresh"), "--workers", "2"])
     assert planned.exit_code == 0, planned.output
     assert "to colorize" in planned.output and "6" in planned.output and "expected processing time" in planned.output
+
+
+def _scaling_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling.py"
+    spec = importlib.util.spec_from_file_location("scaling_benchmark", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_rate_is_the_scaling_benchmark_s_and_the_docs_quote_it():
+    """The planner's reference comes from benchmarks/scaling.py (it rewrites the block in runs.py and the
+    section in docs/benchmarks.md in the same run), so the two cannot disagree without a failing test."""
+    import re
+    from pathlib import Path
+
+    scaling = _scaling_module()
+    root = Path(__file__).resolve().parents[1]
+    block = scaling.REFERENCE_BLOCK.search((root / "chromata" / "runs.py").read_text())
+    assert block, "chromata/runs.py lost the block benchmarks/scaling.py writes"
+    assert f"REFERENCE_BYTES_PER_SECOND_PER_WORKER = {REFERENCE_BYTES_PER_SECOND_PER_WORKER:.4g}" in block.group(0)
+    section = (root / "docs" / "benchmarks.md").read_text().split("<!-- BEGIN scaling -->", 1)[1]
+    section = section.split("<!-- END scaling -->", 1)[0]
+    quoted = re.search(r"REFERENCE_BYTES_PER_SECOND_PER_WORKER = ([0-9.e+]+)", section)
+    assert quoted and float(quoted.group(1)) == REFERENCE_BYTES_PER_SECOND_PER_WORKER
+
+
+def test_scaling_benchmark_rewrites_only_the_reference_block(tmp_path):
+    scaling = _scaling_module()
+    runs_py = tmp_path / "runs.py"
+    before = f"x = 1\n{scaling.reference_block(1.0e6, 'old')}y = 2\n"
+    runs_py.write_text(before)
+    scaling.write_reference(2.345e6, "measured", runs_py)
+    text = runs_py.read_text()
+    assert text.startswith("x = 1\n") and text.endswith("y = 2\n")
+    assert "REFERENCE_BYTES_PER_SECOND_PER_WORKER = 2.345e+06" in text and "measured" in text and "old" not in text
