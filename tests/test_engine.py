@@ -115,7 +115,7 @@ def test_a_film_is_streamed_in_chunks_sized_by_the_memory_budget(tmp_path, model
     assert film_chunk(cfg, 1920, 1080) == in_memory_pixels(cfg) // per_frame < 8  # large ones: what fits
     from chromata.errors import ImageError
 
-    with pytest.raises(ImageError, match="too_large.*does not fit memory_budget_mb=256"):
+    with pytest.raises(ImageError, match=r"too_large.*does not fit memory_budget_mb=256"):
         film_chunk(build_config(source=str(tmp_path / "s"), destination=str(tmp_path / "o"), memory_budget_mb=256,
                                 max_pixels=10**9), 8000, 8000)  # fmt: skip
 
