@@ -147,7 +147,7 @@ def main() -> None:
         )
     body = "\n".join(
         [
-            "## 8. Film reels larger than the memory budget (`benchmarks/film_memory.py`)",
+            "## Film reels larger than the memory budget (`benchmarks/film_memory.py`)",
             "",
             f"`python benchmarks/film_memory.py --seconds {' '.join(f'{s:g}' for s in args.seconds)}"
             f"{f' --before {args.before}' if args.before else ''}` — a grey uncompressed 1080p reel colorized by a"

@@ -132,7 +132,7 @@ def write_engine_section(res: dict[str, object], args: argparse.Namespace, megap
     assert isinstance(rates, dict) and isinstance(med, dict)
     body = "\n".join(
         [
-            "## 7. The engine before and after its split into `chromata/pipeline/`"
+            "## The engine before and after its split into `chromata/pipeline/`"
             " (`benchmarks/pipeline_efficiency.py --before`)",
             "",
             f"`python benchmarks/pipeline_efficiency.py --images {args.images} --megapixels {args.megapixels[0]:g} "
