@@ -1,5 +1,6 @@
 """The review app in a real browser: Debian's chromium driven by Playwright. A curator logs in and reviews
-three items with the keyboard; the decisions come out of `chromata review export`."""
+three items with the keyboard; the decisions come out of `chromata review export`. On the queue grid a
+curator sees thumbnails and reason chips, selects two cards and approves them at once."""
 
 import io
 import os
@@ -16,6 +17,7 @@ from chromata.review.store import ReviewQueue
 from chromata.storage import LocalStorage
 from tests.conftest import free_port, needs_tool
 from tests.test_review_app import PASSWORD, colorized  # noqa: F401 - the module fixture
+from tests.test_review_bulk import serving, variants
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -119,3 +121,58 @@ def test_j_and_k_walk_the_queue(server, page):
     page.wait_for_url(f"{base}/items/{ids[1]}*")
     page.keyboard.press("k")
     page.wait_for_url(f"{base}/items/{ids[0]}*")
+
+
+@pytest.fixture
+def grid_server(tmp_path, colorized):  # noqa: F811
+    """Twelve queued items with reasons (one held by another curator), the app serving them."""
+    out, records = colorized
+    url = f"sqlite:///{tmp_path / 'grid.sqlite'}"
+    queue = ReviewQueue(url)
+    queue.enqueue(variants(records, 12), collection="glass-plates")
+    queue.add_user("ada", PASSWORD, "curator")
+    queue.add_user("bob", PASSWORD, "curator")
+    queue.claim(queue.list(limit=100)[-1].id, "bob", 3600)
+    with serving(url, out) as base:
+        yield base, queue
+    queue.close()
+
+
+def test_queue_grid_bulk_approve(grid_server, page, tmp_path):
+    base, queue = grid_server
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    cards = page.locator(".card")
+    assert cards.count() == 12
+    thumbs = ".card .thumbs img"
+    page.wait_for_function(
+        "(sel) => Array.from(document.querySelectorAll(sel)).every(i => i.complete && i.naturalWidth > 0)", arg=thumbs
+    )
+    assert page.eval_on_selector_all(thumbs, "els => els.length") == 36  # grey, colour, heatmap per card
+    chip = page.locator(".card .chip").first
+    assert chip.inner_text() and chip.inner_text() != chip.get_attribute("title")  # text, not the code
+    chip_texts = set(page.locator(".card .chip").all_inner_texts())
+    assert "text page: colour adds nothing and may mislead" in chip_texts
+    assert page.is_disabled("#bulk-approve")  # nothing selected yet
+    ids = [int(c.get_attribute("data-id")) for c in cards.all()[:2]]
+    for item_id in ids:
+        page.check(f".card[data-id='{item_id}'] input[name=ids]")
+    assert page.inner_text("#selected-count") == "2 selected"
+    _shot(page, "review-queue-grid.png", tmp_path)
+    page.click("#bulk-approve")
+    page.wait_for_url("**bulk=approve**")
+    assert "2 approved" in page.inner_text("#bulk-message")
+    left = {int(c.get_attribute("data-id")) for c in page.locator(".card").all()}
+    assert len(left) == 10 and not left & set(ids)  # they left the queue
+    log = queue.decisions()
+    assert sorted(d["item_id"] for d in log) == sorted(ids) and {d["curator"] for d in log} == {"ada"}
+    # select all on this page: every card but the held one is decided, the held one is said to be skipped
+    page.check("#select-all")
+    assert page.inner_text("#selected-count") == "10 selected"
+    page.click("#bulk-reject")
+    page.wait_for_url("**bulk=reject**")
+    assert "9 rejected, 1 skipped: held by another curator" in page.inner_text("#bulk-message")
+    assert page.locator(".card").count() == 1 and "held by bob" in page.inner_text(".card")

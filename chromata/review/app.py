@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from chromata.review import security
-from chromata.review.deps import HERE, ReviewContext
+from chromata.review.deps import HERE, ReviewContext, templates
 from chromata.review.images import KINDS, ItemFiles
 from chromata.review.routes import admin, api, auth, images, pages
 from chromata.review.security import RateLimiter, Sessions
@@ -48,7 +47,7 @@ def create_app(settings: AppSettings) -> FastAPI:
         files=ItemFiles(open_storage(settings.outputs, settings.endpoint_url), settings.preview_max),
         sessions=Sessions(settings.secret_key, settings.session_hours),
         limiter=RateLimiter(settings.login_attempts, settings.login_window_seconds),
-        templates=Jinja2Templates(directory=str(HERE / "templates")),
+        templates=templates(),
     )
     security.install(app, settings.secure_cookies)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from chromata.reasons import Reason, describe, reason
 from chromata.review.images import ItemFiles
 from chromata.review.schema import Filters
 from chromata.review.security import SESSION_COOKIE, Forbidden, LoginRequired, RateLimiter, Sessions, User
@@ -33,6 +34,22 @@ class ReviewContext:
 
     def render(self, request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
         return self.templates.TemplateResponse(request, name, {"user": user, **ctx})
+
+
+def reason_chips(codes: Any) -> list[Reason]:
+    """The entries of an item's reason codes in the order ``describe`` gives their texts (risks first): what
+    the pages show as chips (the text, the code in a title)."""
+    codes = list(codes or ())
+    order = describe(codes)
+    return sorted((reason(c) for c in codes), key=lambda r: order.index(r.text))
+
+
+def templates() -> Jinja2Templates:
+    """The pages' templates, with the reason chips (``chips`` filter, ``reason`` function) available."""
+    t = Jinja2Templates(directory=str(HERE / "templates"))
+    t.env.filters["chips"] = reason_chips
+    t.env.globals["reason"] = reason
+    return t
 
 
 def get_context(request: Request) -> ReviewContext:

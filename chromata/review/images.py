@@ -26,6 +26,7 @@ from chromata.storage import Storage, key_for_uri, safe_key
 
 log = logging.getLogger(__name__)
 KINDS = ("colour", "grey", "heatmap")
+THUMB_MAX = 240  # the queue grid's cards: two thumbnails side by side and a heatmap
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -83,6 +84,7 @@ class ItemFiles:
         self.storage = storage
         self.preview_max = preview_max
         self.previews: LRU[tuple[int, str, str], tuple[bytes, str]] = LRU(64)
+        self.thumbs: LRU[tuple[int, str, str], tuple[bytes, str]] = LRU(1024)  # a few grid pages, ~10 kB each
         self.fragments: LRU[str, ManifestIndex] = LRU(32)
 
     def manifest_row(self, entry: QueueEntry) -> dict[str, Any] | None:
@@ -127,4 +129,13 @@ class ItemFiles:
         if cached is None:
             cached = render_preview(self.storage.read(self.key(entry, kind)), kind, self.preview_max)
             self.previews.put(cache_key, cached)
+        return cached
+
+    def thumbnail(self, entry: QueueEntry, kind: str) -> tuple[bytes, str]:
+        """A small preview (at most THUMB_MAX pixels) for the queue grid, rendered like ``preview``."""
+        cache_key = (entry.id, kind, entry.output_sha256)
+        cached = self.thumbs.get(cache_key)
+        if cached is None:
+            cached = render_preview(self.storage.read(self.key(entry, kind)), kind, min(THUMB_MAX, self.preview_max))
+            self.thumbs.put(cache_key, cached)
         return cached

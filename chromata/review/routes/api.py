@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chromata.metrics import METRICS
+from chromata.review.bulk import BULK_MAX, decide_each
 from chromata.review.deps import AdminUser, Context, CurrentUser, QueryFilters
 from chromata.review.schema import ClaimError
 from chromata.review.security import check_csrf
@@ -22,6 +23,12 @@ CsrfHeader = Annotated[str | None, Header()]
 
 class Decision(BaseModel):
     decision: str
+    note: str = ""
+
+
+class BulkDecision(BaseModel):
+    item_ids: list[int] = Field(max_length=BULK_MAX)
+    decision: str  # approve or reject
     note: str = ""
 
 
@@ -79,6 +86,28 @@ def api_decide(
     METRICS.review_decisions.labels(user.username, body.decision).inc()
     entry = ctx.queue.get(item_id)
     return entry.__dict__ if entry else {}
+
+
+@router.post("/api/decisions")
+def api_decide_many(
+    body: BulkDecision, ctx: Context, user: CurrentUser, x_csrf_token: CsrfHeader = None
+) -> dict[str, Any]:
+    """Approve or reject many items: each claimed and decided in turn (one log row each); an item another
+    curator holds, or one no longer pending, is skipped and listed."""
+    check_csrf(user, x_csrf_token)
+    try:
+        out = decide_each(ctx.queue, body.item_ids, user.username, body.decision, ctx.settings.lease_seconds, body.note)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    for _ in out.decided:
+        METRICS.review_decisions.labels(user.username, body.decision).inc()
+    return {
+        "decision": body.decision,
+        "decided": out.decided,
+        "skipped_held": out.held,
+        "skipped_not_pending": out.gone,
+        "message": out.summary(),
+    }
 
 
 @router.get("/api/health")

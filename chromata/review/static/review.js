@@ -36,4 +36,23 @@
     v.addEventListener("pointermove", (e) => { if (drag) { tx = e.clientX - drag.x; ty = e.clientY - drag.y; apply(); } });
     v.addEventListener("pointerup", () => { drag = null; });
   });
+
+  // The queue grid: "select all on this page", the number selected, the bulk buttons off while none is.
+  const all = document.getElementById("select-all");
+  const bulk = document.getElementById("bulk-form");
+  if (bulk) {
+    const boxes = () => Array.from(bulk.querySelectorAll("input[name=ids]"));
+    const count = document.getElementById("selected-count");
+    const update = () => {
+      const n = boxes().filter((b) => b.checked).length;
+      if (count) count.textContent = n ? `${n} selected` : "none selected";
+      bulk.querySelectorAll("button[name=decision]").forEach((b) => { b.disabled = n === 0; });
+      if (all) { all.checked = n > 0 && n === boxes().length; all.indeterminate = n > 0 && n < boxes().length; }
+    };
+    if (all) all.addEventListener("change", () => { boxes().forEach((b) => { b.checked = all.checked; }); update(); });
+    bulk.addEventListener("change", (e) => { if (e.target.name === "ids") update(); });
+    update();
+  }
+  // A heatmap thumbnail an item lacks is hidden rather than shown broken.
+  document.querySelectorAll("img.heat").forEach((img) => img.addEventListener("error", () => { img.hidden = true; }));
 })();
