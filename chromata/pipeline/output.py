@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import chromata
-from chromata import confidence, labels
+from chromata import confidence, labels, routing_fit
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
 from chromata.formats import BY_NAME, SAME_FORMAT_FALLBACK, Format, extension_of, output_format_for
@@ -74,12 +74,15 @@ class OutputPath:
         self.cfg, self.model, self.source, self.dest = cfg, model, source, dest
         cert, key = cfg.c2pa_cert, cfg.c2pa_key
         self.signer = labels.C2paSigner.from_files(cert, key) if cert and key else None
+        self.routing = routing_fit.for_run(getattr(cfg, "routing_fit", None), dest)  # None: the fixed penalties
 
     def finish(self, item: Item, out: Colorized, rows: RecordBuilder, stats: ShardStats) -> ImageRecord:
         """Score, label, sign and write ``out``; the row of the image colorized."""
         assert item.sha256 is not None  # every kind has hashed its source by now
         worst = max(out.uncertainty, key=lambda u: float(u.mean()))  # the least confident page / the film's mean
         report = confidence.score(worst, out.reasons, self.model.calibration)
+        if self.routing is not None:  # the curators' decisions re-rank the queue (chromata.routing_fit)
+            report = routing_fit.rescore(self.routing, report, self.cfg.collection_name)
         prov = self.provenance(item, report.score, rows.run_id)
         key = output_key(item.obj.key, self.cfg.output_format)
         encoded = out.encode(labels.xmp_packet(prov))
