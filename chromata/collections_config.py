@@ -3,7 +3,7 @@
 ```toml
 [defaults]            # applied to every collection, overridable per collection
 workers = 2
-review_threshold = 0.4
+review_budget = 0.15      # share of each run sent to curators (or review_threshold = 0.4; one or the other)
 schedule = "0 2 * * *"    # cron, in the timezone below
 timezone = "Europe/Amsterdam"
 
@@ -55,6 +55,9 @@ def load_collections(path: Path) -> list[Collection]:
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         merged = {**defaults, **entry}
+        for policy, other in (("review_budget", "review_threshold"), ("review_threshold", "review_budget")):
+            if policy in entry and other not in entry:  # a collection's own routing replaces the default one
+                merged.pop(other, None)
         name = str(merged.pop("name", ""))
         where = f"{path}: collection {name or f'#{i + 1}'}"
         if not NAME.match(name):

@@ -23,10 +23,28 @@ def _location(uri: str) -> str:
     return str(Path(uri.removeprefix("file://")).expanduser().absolute()).rstrip("/")
 
 
+# The share of each run that goes to curators unless a collection sets its own budget or a threshold: what a
+# museum can staff (a threshold on a score that is not yet calibrated for a collection floods the queue).
+DEFAULT_REVIEW_BUDGET = 0.15
+
+
 class RunConfig(BaseModel):
     """What to colorize, where to put it, and how. Validated before any work starts."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _routing(cls, data: Any) -> Any:
+        """Routing is by a review budget (the default) or by a threshold, never both."""
+        if not isinstance(data, dict):
+            return data
+        budget, threshold = data.get("review_budget"), data.get("review_threshold")
+        if budget is not None and threshold is not None:
+            raise ValueError("set review_budget or review_threshold, not both (one routing policy per run)")
+        if budget is None and threshold is None:
+            return {**data, "review_budget": DEFAULT_REVIEW_BUDGET}
+        return data
 
     source: str = Field(description="local folder or s3://bucket/prefix holding the scans")
     destination: str = Field(description="local folder or s3://bucket/prefix for derivatives")
@@ -39,10 +57,14 @@ class RunConfig(BaseModel):
     workers: int = Field(1, ge=1, le=1024, description="colorizer actors in the Ray pool")
     threads_per_worker: int | None = Field(None, ge=1, le=256)
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    review_threshold: float = Field(0.4, ge=0.0, le=1.0, description="queue images less confident than this")
-    review_budget: float | None = Field(
-        None, gt=0.0, le=1.0, description="instead of the threshold: queue this fraction, least confident first"
+    review_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="instead of the review budget: queue every image less confident than this"
     )
+    review_budget: float | None = Field(
+        None, gt=0.0, le=1.0,
+        description=f"share of each run sent to curators, least confident first (default {DEFAULT_REVIEW_BUDGET}"
+        " unless review_threshold is set)",
+    )  # fmt: skip
     review_db: str | None = Field(None, description="SQLAlchemy URL of the review queue")
     collection: str | None = None
     jpeg_quality: int = Field(92, ge=1, le=100)

@@ -136,3 +136,22 @@ def test_iiif_command_offers_the_originals_where_they_are_served(tmp_path):
     manifest = json.loads((out / IIIF_KEY).read_text())
     assert "https://img.example/src/a.jpg" in json.dumps(manifest)  # the original, beside the colorized one
     _one_line_error(chromata(*args, "--source-base-url", "ftp://x/"), "--source-base-url must be an http(s) address")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_default_run_queues_a_budget_with_readable_reasons_and_plan_says_so(ray_local, prefect_harness, tmp_path):
+    """The demo as a new user meets it: `plan` says how many images will reach the curators, the run sends
+    the least confident 15 % (2 of the 10 sample scans), and `review list` says why in words."""
+    from tests.conftest import EXAMPLES
+
+    runner = CliRunner(env={"COLUMNS": "200"})
+    out = tmp_path / "colorized"
+    planned = runner.invoke(app, ["plan", str(EXAMPLES), "--out", str(out)])
+    assert planned.exit_code == 0 and "at most 2 of 10 images" in planned.output, planned.output
+    ran = runner.invoke(app, ["run", str(EXAMPLES), "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    listed = runner.invoke(app, ["review", "list", "--out", str(out)])
+    assert listed.exit_code == 0 and "2 pending" in listed.output, listed.output
+    assert listed.output.count("among the least confident of its run") == 2
+    assert "least_confident" not in listed.output  # words, not codes

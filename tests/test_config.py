@@ -49,3 +49,16 @@ def test_training_config_is_checked_before_any_work(tmp_path):
     ):
         with pytest.raises(ConfigError, match=message):
             build_train_config(**{"out": tmp_path / "m", **values})
+
+
+def test_routing_is_a_review_budget_by_default_or_a_threshold_never_both(tmp_path):
+    from chromata.config import DEFAULT_REVIEW_BUDGET
+
+    base = {"source": str(tmp_path / "in"), "destination": str(tmp_path / "out")}
+    default = build_config(**base)
+    assert (default.review_budget, default.review_threshold) == (DEFAULT_REVIEW_BUDGET, None)
+    threshold = build_config(**base, review_threshold=0.4)
+    assert (threshold.review_budget, threshold.review_threshold) == (None, 0.4)
+    assert build_config(**threshold.model_dump()) == threshold  # what travels to workers and Prefect reads back
+    with pytest.raises(ConfigError, match="set review_budget or review_threshold, not both"):
+        build_config(**base, review_threshold=0.4, review_budget=0.1)

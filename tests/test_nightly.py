@@ -13,6 +13,7 @@ GOOD = """
 [defaults]
 workers = 1
 timezone = "Europe/Amsterdam"
+review_threshold = 0.3
 
 [[collections]]
 name = "glass-plates"
@@ -39,6 +40,8 @@ def test_collections_file_is_validated(tmp_path):
         0.05,
     )
     assert (b.schedule, b.config.collection, b.config.workers) == ("0 2 * * *", "postcards", 1)
+    # a collection's own routing replaces the default policy; the others keep it
+    assert (a.config.review_threshold, b.config.review_threshold, b.config.review_budget) == (None, 0.3, None)
 
 
 @pytest.mark.parametrize(

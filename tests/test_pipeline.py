@@ -1,4 +1,5 @@
 import hashlib
+import math
 
 import cv2
 import numpy as np
@@ -45,6 +46,12 @@ def test_process_shard_end_to_end(collection, tmp_path, model):
     assert [r.source_key for r in result.records] == [o.key for o in objs]  # source order kept
     assert len(seen) == len(objs)
 
+    # the default routing: the review budget, the least confident 15 % of the colorized images, each saying so
+    colorized = sorted((r for r in result.records if r.status == "ok"), key=lambda r: r.confidence)
+    queued = [r for r in result.records if r.needs_review]
+    assert cfg.review_threshold is None and len(queued) == math.ceil(0.15 * len(colorized)) >= 1
+    assert {r.source_key for r in queued} == {r.source_key for r in colorized[: len(queued)]}
+    assert all("least_confident" in r.confidence_reasons for r in queued)
     assert by_key["broken.jpg"].status == "failed"
     assert by_key["broken.jpg"].error.startswith("decode_error")
     assert by_key["colour.png"].status == "skipped"
@@ -63,7 +70,6 @@ def test_process_shard_end_to_end(collection, tmp_path, model):
         assert r.output_sha256 == hashlib.sha256(out_path.read_bytes()).hexdigest()
         assert r.source_sha256 == hashlib.sha256((collection / key).read_bytes()).hexdigest()
         assert 0.0 <= r.confidence <= 1.0
-        assert r.needs_review == (r.confidence < cfg.review_threshold)
         assert r.model_sha256 == model.weights_sha256 and r.params_json.startswith("{")
         heat = cv2.imread(r.heatmap_uri, cv2.IMREAD_COLOR)
         assert r.heatmap_uri == str(tmp_path / "out" / "_chromata" / "heatmaps" / f"{key}.png")
@@ -117,7 +123,7 @@ def test_review_budget_routes_least_confident_fraction(tmp_path):
     twice = route_for_review(route_for_review(records, cfg), cfg)
     reasons = {r.source_key: r.confidence_reasons for r in twice}
     assert reasons["1.jpg"] == ["low_contrast", "least_confident"] and reasons["0.jpg"] == ["low_contrast"]
-    threshold_only = build_config(source="in", destination=str(tmp_path))
+    threshold_only = build_config(source="in", destination=str(tmp_path), review_threshold=0.4)
     assert route_for_review(records, threshold_only) == records
 
 

@@ -21,17 +21,18 @@ def review_list(
     limit: Annotated[int, typer.Option()] = 50,
 ) -> None:
     """Show images waiting for a curator, least confident first."""
+    from chromata.reasons import describe
     from chromata.review.store import ReviewQueue
 
     queue = ReviewQueue(review_url(db, out))
     entries = queue.list(status=None if status == "all" else status, limit=limit)
     table = Table(title=f"review queue: {queue.count(None if status == 'all' else status)} {status}")
-    for col in ("id", "confidence", "reasons", "source", "output", "status"):
-        table.add_column(col)
+    for col in ("id", "confidence", "why a curator should look", "image", "heatmap", "status"):
+        table.add_column(col, overflow="fold")
     for e in entries:
-        table.add_row(
-            str(e.id), f"{e.confidence:.3f}", ", ".join(e.reasons) or "-", e.source_uri, e.output_uri, e.status
-        )
+        image = e.output_key or e.output_uri.rsplit("/", 1)[-1]
+        why = "; ".join(describe(e.reasons)) or "-"
+        table.add_row(str(e.id), f"{e.confidence:.3f}", why, image, e.heatmap_key or "-", e.status)
     console.print(table)
     queue.close()
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from chromata.cli._common import EXIT_FAILURES, console, err, model_help, quiet_engines
+from chromata.config import DEFAULT_REVIEW_BUDGET as BUDGET
 
 commands = typer.Typer()
 
@@ -24,9 +25,12 @@ def run(
     workers: Annotated[int, typer.Option(help="colorizer actors in the Ray pool")] = 1,
     shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
     batch_size: Annotated[int, typer.Option(help="images per model batch")] = 8,
-    threshold: Annotated[float, typer.Option(help="confidence below which images go to review")] = 0.4,
+    threshold: Annotated[
+        float | None, typer.Option(help="instead of the budget: send every image less confident than this")
+    ] = None,
     review_budget: Annotated[
-        float | None, typer.Option(help="instead: send this fraction (e.g. 0.05), least confident first")
+        float | None,
+        typer.Option(help=f"share of the run sent to curators, least confident first [default: {BUDGET}]"),
     ] = None,
     review_db: Annotated[
         str | None, typer.Option(envvar="CHROMATA_REVIEW_DB", help="SQLAlchemy URL of the review queue")
@@ -174,9 +178,14 @@ def plan(
         str | None,
         typer.Option(help="plan from this S3 Inventory report (its manifest.json, s3:// or local) instead of listing"),
     ] = None,
+    threshold: Annotated[float | None, typer.Option(help="the run's threshold routing, if it uses one")] = None,
+    review_budget: Annotated[
+        float | None, typer.Option(help=f"the run's review budget [default: {BUDGET}]")
+    ] = None,
 ) -> None:
-    """What a run would do: objects, bytes, shards and expected hours — no image is processed."""
+    """What a run would do: objects, bytes, shards, expected hours and review items — no image is processed."""
     from chromata.config import build_config
+    from chromata.pipeline.shards import review_items
     from chromata.planning import Planner
     from chromata.runs import estimate, run_history
     from chromata.storage import open_storage
@@ -188,10 +197,13 @@ def plan(
         shard_size=shard_size,
         endpoint_url=endpoint_url,
         inventory=inventory,
+        review_threshold=threshold,
+        review_budget=review_budget,
     )
     p = Planner(cfg)
-    for _ in p.shards():  # stream the listing; nothing is kept but counts
-        pass
+    queued = 0
+    for shard in p.shards():  # stream the listing; nothing is kept but counts
+        queued += review_items(cfg, len(shard.objects))
     est = estimate(p.images, p.bytes, run_history(open_storage(out, endpoint_url)), workers)
     t = Table(title=f"plan: {source} → {out}", show_header=False)
     for k, v in (
@@ -205,6 +217,14 @@ def plan(
         ("workers", str(workers)),
         ("throughput per worker", f"{est.bytes_per_second_per_worker / 1e6:.2f} MB/s ({est.basis})"),
         ("expected processing time", f"{est.hours:.2f} h ({est.hours * 60:.0f} min)"),
+        ("to the review queue", _queue_line(cfg, queued, p.images)),
     ):
         t.add_row(k, v)
     console.print(t)
+
+
+def _queue_line(cfg: Any, queued: int, images: int) -> str:
+    if cfg.review_budget is None:
+        return f"every image less confident than {cfg.review_threshold} (threshold routing: known only once scored)"
+    share = f"{cfg.review_budget:.0%} of each shard's colorized images"
+    return f"at most {queued} of {images} images ({share}; fewer if some fail or are skipped)"

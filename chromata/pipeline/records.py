@@ -84,7 +84,7 @@ class RecordBuilder:
             error=None,
             confidence=report.score,
             confidence_reasons=list(report.reasons),
-            needs_review=report.score < self.cfg.review_threshold,  # see route_for_review
+            needs_review=self.cfg.review_threshold is not None and report.score < self.cfg.review_threshold,
             frames=out.frames,
             output_key=output[0],
             heatmap_key=heatmap,

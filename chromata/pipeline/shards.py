@@ -109,7 +109,7 @@ def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRe
     if cfg.review_budget is None:
         return records
     ok = sorted((r for r in records if r.status == "ok"), key=lambda r: (r.confidence or 0.0, r.source_key))
-    quota = math.ceil(cfg.review_budget * len(ok))
+    quota = review_items(cfg, len(ok))
     chosen = {r.source_key for r in ok[:quota]}
     routed = []
     for r in records:
@@ -118,6 +118,11 @@ def route_for_review(records: list[ImageRecord], cfg: RunConfig) -> list[ImageRe
             reasons.append(LEAST_CONFIDENT)
         routed.append(replace(r, needs_review=r.source_key in chosen, confidence_reasons=reasons))
     return routed
+
+
+def review_items(cfg: RunConfig, colorized: int) -> int:
+    """How many of a shard's ``colorized`` images the review budget sends to curators (0 with a threshold)."""
+    return math.ceil(cfg.review_budget * colorized) if cfg.review_budget is not None else 0
 
 
 LEAST_CONFIDENT = "least_confident"  # chromata.reasons has its text
