@@ -105,7 +105,7 @@ def output_format_for(source_key: str, output_format: str, kind: MediaKind) -> F
     else:
         fmt = BY_NAME[output_format]
     if kind not in fmt.kinds:
-        fits = ", ".join(f.name for f in FORMATS if kind in f.kinds)
+        fits = ", ".join(name for name in OUTPUT_FORMAT_NAMES if kind in BY_NAME[name].kinds)
         raise ValueError(f"--format {fmt.name} cannot hold {_KIND_NAMES[kind]}; use same or {fits}")
     return fmt
 
