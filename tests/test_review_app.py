@@ -170,7 +170,8 @@ def _csrf(client):
     return client.get("/api/me").json()["csrf_token"]
 
 
-PROTECTED = ["/", "/next", "/items/1", "/items/1/image/colour", "/admin", "/api/items", "/api/items/1", "/api/me",
+PROTECTED = ["/", "/next", "/items/1", "/items/1/image/colour", "/items/1/thumb/grey", "/admin", "/api/items",
+             "/api/items/1", "/api/me",
              "/api/openapi.json", "/api/health"]  # fmt: skip
 
 
@@ -182,7 +183,8 @@ def test_every_route_needs_a_session(queue, colorized):
             assert r.status_code == 401, path
         else:
             assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
-    for path in ["/logout", "/items/1/decision", "/admin/users", "/api/claim", "/api/items/1/decision"]:
+    for path in ["/logout", "/items/1/decision", "/decisions", "/admin/users", "/api/claim", "/api/items/1/decision",
+                 "/api/decisions"]:  # fmt: skip
         assert client.post(path, data={}).status_code in (401, 303), path
     assert client.get("/healthz").status_code == 200
     assert client.get("/metrics").status_code == 404  # off unless a token is configured
