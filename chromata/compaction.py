@@ -43,7 +43,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from chromata.manifest import MANIFEST_PREFIX, MANIFEST_SCHEMA
+from chromata.manifest_schema import MANIFEST_PREFIX, MANIFEST_SCHEMA
 from chromata.storage import Storage
 
 log = logging.getLogger(__name__)
