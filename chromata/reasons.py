@@ -40,6 +40,7 @@ REASONS: dict[str, Reason] = {
         Reason("toned_monochrome", "toned print: colorized from its lightness, the toning not kept", "material"),
         Reason("already_colour", "already in colour: left as it is", "material"),
         Reason("least_confident", "among the least confident of its run (the review budget)", "routing"),
+        Reason("below_threshold", "less confident than the review threshold", "routing"),
         Reason("curator_rerun", "colorized again after a curator rejected it", "routing"),
     )
 }

@@ -30,6 +30,7 @@ from chromata.storage import open_storage
 from chromata.summary import RunSummary
 
 log = logging.getLogger(__name__)
+CURATOR_RERUN = "curator_rerun"  # chromata.reasons has its text
 
 
 @task(name="open-plan", cache_policy=NONE)
@@ -52,7 +53,10 @@ def commit_shard(cfg: RunConfig, result: ShardResult, rerun: frozenset[str] = fr
     """Outputs are already written; the manifest fragment goes last, then the review queue.
     Images colorized again after a curator rejected them (``rerun``) always go back to the curators."""
     records = [
-        replace(r, needs_review=True) if r.source_key in rerun and r.status == "ok" else r for r in result.records
+        replace(r, needs_review=True, confidence_reasons=[*r.confidence_reasons, CURATOR_RERUN])
+        if r.source_key in rerun and r.status == "ok"
+        else r
+        for r in result.records
     ]
     write_fragment(open_storage(cfg.destination, cfg.endpoint_url), result.shard_id, records)
     queue = ReviewQueue(cfg.review_db_url())

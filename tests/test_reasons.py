@@ -12,7 +12,7 @@ CORE = Path(chromata.__file__).parent
 def recorded_codes() -> set[str]:
     """The codes the code base appends to reasons lists, skips with, or names as constants."""
     codes: set[str] = set()
-    for path in CORE.rglob("*.py"):
+    for path in [*CORE.rglob("*.py"), *(CORE.parent / "flows").rglob("*.py")]:
         text = path.read_text()
         codes |= set(re.findall(r'reasons\.append\("([a-z_]+)"\)', text))
         codes |= set(re.findall(r'found\.append\("([a-z_]+)"\)', text))
@@ -23,7 +23,8 @@ def recorded_codes() -> set[str]:
 
 def test_every_recorded_reason_has_a_text():
     codes = recorded_codes()
-    assert {"low_contrast", "document_text", "high_chroma_uncertainty", "already_colour", "least_confident"} <= codes
+    routing = {"least_confident", "below_threshold", "curator_rerun"}
+    assert {"low_contrast", "document_text", "already_colour", *routing} <= codes
     assert codes <= set(REASONS), f"reasons without a text in chromata/reasons.py: {sorted(codes - set(REASONS))}"
 
 

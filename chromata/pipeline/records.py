@@ -19,6 +19,7 @@ from chromata.pipeline.work import Colorized, Item, Skip
 from chromata.storage import KeyRefused, Storage
 
 log = logging.getLogger(__name__)
+BELOW_THRESHOLD = "below_threshold"  # chromata.reasons has its text
 
 
 def failure_of(exc: BaseException, read: bool) -> Failure:
@@ -72,7 +73,10 @@ class RecordBuilder:
     def ok(
         self, item: Item, out: Colorized, report: ConfidenceReport, output: tuple[str, str], heatmap: str
     ) -> ImageRecord:
-        """A colorized image: ``output`` is (its key, the sha256 of its final bytes), ``heatmap`` a key."""
+        """A colorized image: ``output`` is (its key, the sha256 of its final bytes), ``heatmap`` a key. With
+        threshold routing, one below the threshold is queued and says so (budget routing: ``route_for_review``)."""
+        threshold = self.cfg.review_threshold
+        below = threshold is not None and report.score < threshold
         return ImageRecord(
             **self._base(item, "ok"),  # type: ignore[arg-type]
             width=out.width,
@@ -83,8 +87,8 @@ class RecordBuilder:
             heatmap_uri=self.dest.uri(heatmap),
             error=None,
             confidence=report.score,
-            confidence_reasons=list(report.reasons),
-            needs_review=self.cfg.review_threshold is not None and report.score < self.cfg.review_threshold,
+            confidence_reasons=[*report.reasons, *([BELOW_THRESHOLD] if below else [])],
+            needs_review=below,
             frames=out.frames,
             output_key=output[0],
             heatmap_key=heatmap,
