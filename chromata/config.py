@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,21 @@ class RunConfig(BaseModel):
         description="plan from this S3 Inventory report (its manifest.json, s3:// or a local copy) instead of "
         "listing the source bucket",
     )
+
+    routing_fit: str | None = Field(
+        None,
+        description="score by this routing fit (chromata calibrate --from-decisions): its JSON, or 'latest' (the "
+        "destination's newest, resolved when the run starts)",
+    )
+
+    @field_validator("routing_fit")
+    @classmethod
+    def _routing_fit(cls, v: str | None) -> str | None:
+        if v is None or v == "latest":
+            return v
+        from chromata.routing_fit import RoutingFit
+
+        return RoutingFit.from_json(v).to_json()  # canonical: its SHA-256 is the fit file's
 
     @field_validator("inventory")
     @classmethod
@@ -234,7 +250,12 @@ class RunConfig(BaseModel):
             "review_threshold": self.review_threshold,
             "review_budget": self.review_budget,
             "workers": self.workers,
+            **({"routing_fit_sha256": _sha256(self.routing_fit)} if self.routing_fit else {}),
         }
+
+
+def _sha256(routing_fit: str) -> str:
+    return routing_fit if routing_fit == "latest" else hashlib.sha256(routing_fit.encode()).hexdigest()
 
 
 def build_config(**values: Any) -> RunConfig:

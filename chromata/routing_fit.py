@@ -368,3 +368,29 @@ def resolved(value: str | None, storage: Storage) -> str | None:
     so every shard of the run uses the same fit and its SHA-256 goes into the rows' parameters."""
     fit = for_run(value, storage)
     return None if fit is None else fit.to_json()
+
+
+def report_rows(fit: RoutingFit, skipped: int = 0) -> list[tuple[str, str]]:
+    """The fit's report as (what, value) lines: the one table ``chromata calibrate --from-decisions`` prints."""
+    r = fit.report
+    own = ", ".join(r["collections_with_own_fit"]) or f"none (< {fit.min_decisions} decisions each)"
+    bad = r["rejected_or_recolour"]
+    rows = [
+        ("decisions", f"{r['decisions']} ({r['approved']} approved, {bad} rejected / re-colour)"),
+        ("left out", f"{skipped} decided rows whose certainty could not be read back"),
+        ("own fit", own),
+        (f"AUROC ({r['cv_folds']}-fold CV)", f"{r['cv_auroc']:.3f} refit vs {r['current_auroc']:.3f} current"),
+        (
+            f"queue at threshold {r['threshold']}",
+            f"{r['queue_at_threshold_refit']} refit vs {r['queue_at_threshold_current']} current",
+        ),
+        (
+            f"bad in the queue at budget {r['budget']}",
+            f"{r['bad_in_budget_queue_refit']} refit vs {r['bad_in_budget_queue_current']} current "
+            f"(queue {r['queue_at_budget']})",
+        ),
+    ]
+    for w in r["reasons"]:
+        factors = f"odds x {w['learned_odds_factor']} (fixed x {w['fixed_factor']})"
+        rows.append((f"reason {w['reason']}", f"{w['change']}: {factors}"))
+    return rows

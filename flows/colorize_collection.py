@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 
-from chromata import progress
+from chromata import progress, routing_fit
 from chromata.config import RunConfig
 from chromata.iiif import write_manifest as write_iiif_manifest
 from chromata.manifest import records_needing_review, write_fragment
@@ -115,6 +115,9 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
     from chromata.actors.colorizer import ColorizerPool, connect
 
     logger = get_run_logger()
+    if cfg.routing_fit == "latest":  # the destination's newest routing fit, one for the whole run
+        fit = routing_fit.resolved(cfg.routing_fit, open_storage(cfg.destination, cfg.endpoint_url))
+        cfg = cfg.model_copy(update={"routing_fit": fit})
     planner = open_plan(cfg)
     recovered = reconcile_review_queue(cfg)
     if recovered:

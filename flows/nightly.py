@@ -27,7 +27,7 @@ def build_deployments(path: Path) -> list[Any]:
         colorize_collection.to_deployment(
             name=deployment_name(c),
             schedule=CronSchedule(cron=c.schedule, timezone=c.timezone),
-            parameters={"cfg": c.config.model_dump()},
+            parameters={"cfg": {**c.config.model_dump(), "routing_fit": c.config.routing_fit or "latest"}},
             tags=["chromata", f"collection:{c.name}"],
             description=f"Colorize {c.config.source} into {c.config.destination}",
         )

@@ -131,23 +131,56 @@ def export_onnx(
 
 @commands.command()
 def calibrate(
-    data: Annotated[Path, typer.Option(help="folder of colour photographs the model was not trained on")],
+    data: Annotated[Path | None, typer.Option(help="folder of colour photographs the model was not trained on")] = None,
     model: Annotated[str, typer.Option(help=model_help())] = "builtin",
     files: Annotated[str, typer.Option(help="val (the model card's held-out photos) or all")] = "val",
     crops: Annotated[int, typer.Option(help="random crops per photo, besides the whole photo")] = 4,
     target: Annotated[float | None, typer.Option(help="CIEDE2000 that counts as good (default: median)")] = None,
-    out: Annotated[Path | None, typer.Option(help="calibration JSON (default: beside the weights)")] = None,
+    out: Annotated[
+        str | None, typer.Option(help="calibration JSON (default: beside the weights); --from-decisions: destination")
+    ] = None,
     report_dir: Annotated[Path | None, typer.Option(help="write reliability.png and calibration.json here")] = None,
+    from_decisions: Annotated[
+        bool, typer.Option(help="refit the review routing of --out from its curators' exported decisions")
+    ] = False,
+    budget: Annotated[float, typer.Option(help="--from-decisions: the review budget the report uses")] = 0.15,
 ) -> None:
     """Fit the map from raw confidence to P(CIEDE2000 <= target) on photos with their colour removed.
 
     Photos are split by a hash of their name: one half fits the map, the other half measures it
     (AUROC, reliability diagram), so no photo is used for both."""
+    from chromata.errors import ConfigError
+
+    if from_decisions:
+        _calibrate_from_decisions(out, budget)
+        return
+    if data is None:
+        raise ConfigError("--data is required (or --from-decisions --out DEST)")
     from chromata.calibration_study import calibrate_model
 
-    result, written = calibrate_model(data, model, files, crops, target, out, report_dir)
+    result, written = calibrate_model(data, model, files, crops, target, Path(out) if out else None, report_dir)
     console.print_json(json.dumps(result.summary))
     console.print(f"calibration written to {written}")
+
+
+def _calibrate_from_decisions(dest: str | None, budget: float) -> None:
+    from chromata import routing_fit
+    from chromata.errors import ConfigError
+    from chromata.storage import open_storage
+
+    if not dest:
+        raise ConfigError("--from-decisions needs --out DEST: the destination whose decisions to learn from")
+    try:
+        fit, key, skipped = routing_fit.from_decisions(open_storage(dest), budget=budget)
+    except routing_fit.RoutingFitError as exc:
+        raise ConfigError(str(exc)) from None
+    table = Table(title=f"routing refit from curators' decisions (sha256 {fit.sha256[:12]})")
+    table.add_column("")
+    table.add_column("")
+    for what, value in routing_fit.report_rows(fit, skipped):
+        table.add_row(what, value)
+    console.print(table)
+    console.print(f"routing fit written to {key} under {dest}; nightly runs use the latest")
 
 
 @commands.command("models")

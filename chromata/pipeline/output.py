@@ -74,7 +74,7 @@ class OutputPath:
         self.cfg, self.model, self.source, self.dest = cfg, model, source, dest
         cert, key = cfg.c2pa_cert, cfg.c2pa_key
         self.signer = labels.C2paSigner.from_files(cert, key) if cert and key else None
-        self.routing = routing_fit.for_run(getattr(cfg, "routing_fit", None), dest)  # None: the fixed penalties
+        self.routing = routing_fit.for_run(cfg.routing_fit, dest)  # None: the fixed penalties
 
     def finish(self, item: Item, out: Colorized, rows: RecordBuilder, stats: ShardStats) -> ImageRecord:
         """Score, label, sign and write ``out``; the row of the image colorized."""

@@ -1,0 +1,209 @@
+"""Decisions teach the routing: a refit from the curators' decisions, per collection when there are enough,
+with a cross-validated report; a run that uses it records its SHA-256 and scores by it."""
+
+import hashlib
+import json
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from chromata import confidence, routing_fit
+from chromata.decisions import write_decisions
+from chromata.manifest import write_fragment
+from chromata.routing_fit import Example, RoutingFitError, apply, certainty_of, fit_routing
+from chromata.storage import LocalStorage
+from tests.test_manifest import rec
+
+U_RANGE = confidence.U_UNSURE - confidence.U_CERTAIN
+
+
+def mean_u_for(certainty: float) -> float:
+    return confidence.U_UNSURE - certainty * U_RANGE
+
+
+def decided_destination(tmp_path, letters_doc_decision: str = "approved"):  # type: ignore[no-untyped-def]
+    """60 decided scans of "prints" (12 text pages, all rejected; the others approved unless the model was
+    very unsure) and 12 of "letters"; rows scored by the fixed penalty, half of them with a heatmap."""
+    storage = LocalStorage(tmp_path / "out")
+    rng = np.random.default_rng(7)
+    records, decisions, truth = [], [], {}
+    for i in range(72):
+        collection = "prints" if i < 60 else "letters"
+        doc = (i % 5 == 0) if i < 60 else (i % 4 == 0)
+        c = float(rng.uniform(0.75, 0.95)) if doc else float(rng.uniform(0.05, 0.95))
+        reasons = ["document_text"] if doc else []
+        mean_u = mean_u_for(c)
+        if mean_u > confidence.HIGH_UNCERTAINTY:
+            reasons.append("high_chroma_uncertainty")
+        score = round(c * confidence.INPUT_PENALTY ** (1 if doc else 0), 4)
+        key = f"{collection}/{i:03d}.tif"
+        hkey = f"_chromata/heatmaps/{key}.png"
+        with_heatmap = i % 2 == 0
+        if with_heatmap:
+            u = np.clip(rng.normal(mean_u, 0.03, (40, 48)), 0, 1).astype(np.float32)
+            u += np.float32(mean_u - u.mean())
+            storage.write_atomic(hkey, confidence.heatmap_png(u, 48, 40))
+        r = rec(key, confidence=score, confidence_reasons=reasons, output_sha256=f"{i:064x}",
+                heatmap_key=hkey if with_heatmap else None, params_json='{"calibration_sha256":null}')  # fmt: skip
+        records.append(r)
+        truth[r.image_id] = c
+        if doc:
+            decision = "rejected" if collection == "prints" else letters_doc_decision
+        else:
+            decision = "needs_recolour" if c < 0.15 else "approved"
+        decisions.append(
+            dict(image_id=r.image_id, output_sha256=r.output_sha256, collection=collection, decision=decision,
+                 curator="ana", decided_at=1_800_000_000.0 + i, in_manifest=True)
+        )  # fmt: skip
+    # a decided row whose score went through a calibration map and has no heatmap cannot be read back
+    lost = rec("prints/lost.tif", output_sha256="ee" * 32, heatmap_key=None, params_json='{"calibration_sha256":"x"}')
+    records.append(lost)
+    decisions.append(dict(image_id=lost.image_id, output_sha256=lost.output_sha256, collection="prints",
+                          decision="approved", curator="ana", decided_at=1.0))  # fmt: skip
+    write_fragment(storage, "s1", records)
+    write_decisions(storage, decisions)
+    return storage, truth
+
+
+def test_a_heatmap_gives_back_the_mean_uncertainty_the_score_was_made_from():
+    u = np.random.default_rng(1).uniform(0.3, 0.9, (120, 90)).astype(np.float32)
+    png = confidence.heatmap_png(u, 90, 120)
+    assert routing_fit.mean_uncertainty_of_heatmap(png) == pytest.approx(float(u.mean()), abs=0.004)
+    with pytest.raises(ValueError):
+        routing_fit.mean_uncertainty_of_heatmap(b"not a png")
+
+
+def test_decisions_that_reject_every_text_page_make_text_pages_rank_first_after_the_refit(tmp_path):
+    storage, truth = decided_destination(tmp_path)
+    examples, skipped = routing_fit.examples_from(storage)
+    assert skipped == 1 and len(examples) == 72
+    for e in examples:  # from the heatmap or, without one, from the fixed score: the certainty it was made from
+        assert e.certainty == pytest.approx(truth[e.image_id], abs=0.02)
+    prints = [e for e in examples if e.collection == "prints"]
+    text = {e.image_id for e in prints if "document_text" in e.reasons}
+    approved = {e.image_id for e in prints if e.good}
+
+    def first_is_text(scores: dict[str, float]) -> bool:
+        ranked = sorted(prints, key=lambda e: scores[e.image_id])
+        positions = {e.image_id: i for i, e in enumerate(ranked)}
+        return max(positions[t] for t in text) < min(positions[a] for a in approved)
+
+    assert not first_is_text({e.image_id: e.current for e in prints})  # the fixed penalty: not first
+    fit, key, skipped = routing_fit.from_decisions(storage)
+    refit = {e.image_id: apply(fit, e.certainty, e.reasons, e.collection) for e in prints}
+    assert first_is_text(refit)
+    # per collection when there are enough: prints has its own fit, letters (12) uses the global one
+    assert sorted(fit.collections) == ["prints"] and fit.collections["prints"].decisions == 60
+    assert fit.overall.decisions == 72
+    assert apply(fit, 0.9, ["document_text"], "letters") == apply(fit, 0.9, ["document_text"], None)
+    assert apply(fit, 0.9, ["document_text"], "prints") < apply(fit, 0.9, [], "prints")
+    # the report: cross-validated AUROC beside the current score's, queues, reasons that gained weight
+    rep = fit.report
+    assert rep["decisions"] == 72 and rep["rejected_or_recolour"] == 12 + sum(1 for e in examples if e.certainty < 0.15)
+    assert 0.5 < rep["current_auroc"] < rep["cv_auroc"] <= 1.0
+    assert rep["queue_at_budget"] == 11 and rep["bad_in_budget_queue_refit"] > rep["bad_in_budget_queue_current"]
+    doc = next(r for r in rep["reasons"] if r["reason"] == "document_text")
+    assert doc["change"] == "gained" and doc["learned_odds_factor"] < confidence.INPUT_PENALTY
+    # saved under the destination with what it was fitted on; the file's SHA-256 is the fit's
+    data = (tmp_path / "out" / key).read_bytes()
+    assert key.startswith("_chromata/routing/fit-") and hashlib.sha256(data).hexdigest() == fit.sha256
+    saved = json.loads(data)
+    assert saved["decisions"] == 72 and saved["latest_decided_at"] == 1_800_000_000.0 + 71
+    latest = routing_fit.load_latest(storage)
+    assert latest is not None and latest.sha256 == fit.sha256
+    assert routing_fit.for_run("latest", storage) == latest
+    assert routing_fit.resolved("latest", storage) == fit.to_json()
+
+
+def test_too_few_decisions_is_one_line_and_a_small_collection_uses_the_global_fit(tmp_path):
+    few = [Example(f"i{i}", "c", 0.5, (), i % 2 == 0, 0.5, 0.0) for i in range(6)]
+    with pytest.raises(RoutingFitError, match="too few decisions to refit the routing: 6") as err:
+        fit_routing(few)
+    assert "\n" not in str(err.value)
+    with pytest.raises(RoutingFitError, match="both kinds"):
+        fit_routing([replace(e, good=True) for e in few * 3])
+    empty = LocalStorage(tmp_path)
+    assert routing_fit.load_latest(empty) is None and routing_fit.resolved("latest", empty) is None
+    some = [Example(f"i{i}", "c", (i % 10) / 10, (), i % 10 > 2, 0.5, 0.0) for i in range(20)]
+    fit = fit_routing(some)
+    assert fit.collections == {} and apply(fit, 0.8, (), "c") > apply(fit, 0.1, (), "c")
+    with pytest.raises(RoutingFitError):
+        routing_fit.RoutingFit.from_json('{"format": "something else"}')
+
+
+@pytest.fixture(scope="module")
+def model():
+    from chromata.models import load_colorizer
+
+    return load_colorizer("builtin")
+
+
+def test_a_run_with_the_fit_scores_by_it_and_records_its_sha256(tmp_path, model):
+    from chromata.config import build_config
+    from chromata.pipeline import ShardProcessor, make_shards
+
+    src = tmp_path / "src"
+    src.mkdir()
+    grad = np.tile(np.linspace(30, 220, 96, dtype=np.uint8), (80, 1))
+    cv2.imwrite(str(src / "gradient.png"), grad)
+    cv2.imwrite(str(src / "flat.png"), np.full((80, 96), 120, np.uint8))
+    examples = [Example(f"i{i}", "src", (i % 10) / 10, ("low_contrast",) if i % 3 == 0 else (), i % 3 != 0, 0.5, 0.0)
+                for i in range(40)]  # fmt: skip
+    fit = fit_routing(examples)
+
+    def run(**kw):  # type: ignore[no-untyped-def]
+        cfg = build_config(source=str(src), destination=str(tmp_path / "out"), **kw)
+        (shard,) = make_shards(sorted(LocalStorage(src).list(""), key=lambda o: o.key), 10)
+        return {r.source_key: r for r in ShardProcessor(cfg, model=model).process(shard, "run-1").records}
+
+    plain, refit = run(), run(routing_fit=fit.to_json())
+    out = LocalStorage(tmp_path / "out")
+    for key, row in refit.items():
+        assert row.status == "ok", row.error
+        assert json.loads(row.params_json)["routing_fit_sha256"] == fit.sha256
+        assert "routing_fit_sha256" not in json.loads(plain[key].params_json)
+        mean_u = routing_fit.mean_uncertainty_of_heatmap(out.read(row.heatmap_key or ""))
+        expected = apply(fit, certainty_of(mean_u), row.confidence_reasons, "src")
+        assert row.confidence == pytest.approx(expected, abs=0.02)
+    # the fit learned that low contrast is rejected: the flat scan falls far below its fixed score
+    assert "low_contrast" in refit["flat.png"].confidence_reasons
+    assert refit["flat.png"].confidence < refit["gradient.png"].confidence
+
+
+def test_the_config_carries_a_fit_canonically_and_refuses_what_is_not_one(tmp_path):
+    from chromata.config import build_config
+    from chromata.errors import ConfigError
+
+    fit = fit_routing([Example(f"i{i}", "c", (i % 10) / 10, (), i % 10 > 2, 0.5, 0.0) for i in range(20)])
+    spaced = json.dumps(json.loads(fit.to_json()))  # the same fit, other whitespace
+    cfg = build_config(source=str(tmp_path / "a"), destination=str(tmp_path / "b"), routing_fit=spaced)
+    assert cfg.routing_fit == fit.to_json() and cfg.processing_params()["routing_fit_sha256"] == fit.sha256
+    with pytest.raises(ConfigError, match="invalid routing_fit: not a routing fit") as err:
+        build_config(source=str(tmp_path / "a"), destination=str(tmp_path / "b"), routing_fit='{"x": 1}')
+    assert "\n" not in str(err.value)
+
+
+def test_nightly_deployments_route_by_the_latest_fit(tmp_path):
+    from chromata.flows.nightly import build_deployments
+
+    path = tmp_path / "chromata.toml"
+    path.write_text(f'[[collections]]\nname = "plates"\nsource = "{tmp_path}/in"\ndestination = "{tmp_path}/out"\n')
+    (deployment,) = build_deployments(path)
+    assert deployment.parameters["cfg"]["routing_fit"] == "latest"
+
+
+def test_cli_writes_the_fit_and_prints_the_report_and_too_few_decisions_is_one_line(tmp_path):
+    from tests.test_cli import _one_line_error, chromata
+
+    decided_destination(tmp_path)
+    proc = chromata("calibrate", "--from-decisions", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "AUROC (5-fold CV)" in proc.stdout and "reason document_text" in proc.stdout and "gained" in proc.stdout
+    (written,) = (tmp_path / "out" / "_chromata" / "routing").glob("fit-*.json")
+    latest = routing_fit.load_latest(LocalStorage(tmp_path / "out"))
+    assert latest == routing_fit.RoutingFit.from_json(written.read_text())
+    (tmp_path / "empty").mkdir()
+    _one_line_error(chromata("calibrate", "--from-decisions", "--out", str(tmp_path / "empty")), "too few decisions")
+    _one_line_error(chromata("calibrate", "--from-decisions"), "--from-decisions needs --out DEST")
