@@ -56,12 +56,14 @@ def format_for(item: Item, cfg: RunConfig) -> Format:
 def local_copy(item: Item, source: Storage, scratch: Path, stats: ShardStats) -> Path:
     """A local file of the source for the kinds processed from files: its bytes if routing read them, the
     source's own file when it is local, else a streamed download into ``scratch``; hashed as it is."""
-    path = source.local_path(item.obj.key)
+    scratch_copy = scratch / f"source{extension_of(item.obj.key)}"
     if item.data is not None:
-        path = scratch / f"source{extension_of(item.obj.key)}"
+        path = scratch_copy
         path.write_bytes(item.data)
-    elif path is None:
-        path = scratch / f"source{extension_of(item.obj.key)}"
+    elif (local := source.local_path(item.obj.key)) is not None:
+        path = local
+    else:
+        path = scratch_copy
         source.download(item.obj.key, path)
     if item.sha256 is None:
         item.sha256 = sha256_file(path)

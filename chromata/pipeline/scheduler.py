@@ -24,6 +24,7 @@ import numpy as np
 
 from chromata import confidence
 from chromata.config import RunConfig
+from chromata.errors import Failure
 from chromata.manifest import ImageRecord, params_json
 from chromata.models import Colorizer, load_colorizer
 from chromata.pipeline.banded import BandedHandler
@@ -167,8 +168,6 @@ class ShardProcessor:
         """Failed rows for images whose worker process died while processing them, each on its own, every
         time it was tried (killed for memory by the kernel, or a crash inside a decoder): recorded by
         another worker, so that one such image costs its row, not its shard or the run."""
-        from chromata.errors import Failure
-
         failure = Failure(
             "worker_lost",
             "the worker process died while processing this image, each time it was tried (killed for memory, "

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from chromata import color, inputchecks, labels
 from chromata.config import RunConfig
+from chromata.formats import Format
 from chromata.imageio import DecodedImage, EncodeOptions, decode, encode
 from chromata.models import Colorizer
 from chromata.pipeline.output import format_for
@@ -16,6 +17,7 @@ from chromata.pipeline.work import F32, Colorized, Encoded, Item, Skip
 @dataclass
 class PreparedStill:
     item: Item
+    fmt: Format  # the output format, decided before any decoding (an impossible --format fails first)
     image: DecodedImage
     lightness: F32 = field(repr=False)  # full resolution: what the output keeps
     work: F32 = field(repr=False)  # the model's input
@@ -29,8 +31,7 @@ class StillHandler:
 
     def prepare(self, item: Item) -> PreparedStill | Skip:
         assert item.data is not None and item.info is not None  # routing reads stills
-        fmt = format_for(item, self.cfg)  # an impossible --format fails before any decoding
-        del fmt
+        fmt = format_for(item, self.cfg)
         image = decode(item.data, self.cfg.max_pixels, item.info)
         checks = inputchecks.InputChecks("any")
         lightness = color.lightness_of(image.pixels)
@@ -40,10 +41,10 @@ class StillHandler:
         if checks.already_colour:
             return Skip("already_colour", "the source already has colour")
         work = color.working_lightness(small, self.model.input_size)
-        return PreparedStill(item, image, lightness, work, checks.reasons())
+        return PreparedStill(item, fmt, image, lightness, work, checks.reasons())
 
     def render(self, p: PreparedStill, ab: F32, uncertainty: F32) -> Colorized:
-        fmt = format_for(p.item, self.cfg)
+        fmt = p.fmt
         pixels = labels.visible_label(color.merge_chroma_to(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
         h, w = pixels.shape[:2]
         source = p.item.data or b""
