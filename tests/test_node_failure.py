@@ -5,6 +5,10 @@ every image comes back exactly once."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+
 import pytest
 
 from tests.test_faults import SHARD_SIZE, actor_in_shard, run_pool_under_fault
@@ -32,8 +36,18 @@ def test_worker_node_removed_mid_run(tmp_path):
             on_worker = [(a, info) for a, info in actors if info["node_id"] == worker.node_id]
             assert len(on_worker) == 1
             _, shard_id = actor_in_shard([on_worker[0][0]], SHARD_SIZE)  # the node's actor is inside a shard
-            cluster.remove_node(worker, allow_graceful=False)
-            return int(on_worker[0][1]["pid"]), shard_id
+            pid = int(on_worker[0][1]["pid"])
+            # A lost machine takes every process on it at once. remove_node kills the node's raylet, but the
+            # actor's worker process only exits when it notices, and in that time it could finish the shard
+            # and hand its result straight to the driver (CI saw this): freeze it inside the shard first,
+            # remove the node, then kill it, as the machine's loss would.
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                cluster.remove_node(worker, allow_graceful=False)
+            finally:
+                with contextlib.suppress(ProcessLookupError):  # gone with its raylet already
+                    os.kill(pid, signal.SIGKILL)
+            return pid, shard_id
 
         _, lost = run_pool_under_fault(tmp_path, remove_worker_node)
         assert lost  # the shard the removed node held was run again, on the surviving node (checked in there)
