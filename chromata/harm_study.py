@@ -234,49 +234,20 @@ REAL_WEIGHT = 4.0
 
 
 def fit_regions(samples: Sequence[Sample], seed: int = 0, epochs: int = 30) -> dict[str, Any]:
-    """Fit the region MLP (err as log1p CIEDE2000, excess in CIEDE2000 units) with torch, full batch."""
-    import torch
-
-    torch.manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny network: one thread is fastest, and leaves the other core free
+    """Fit the region MLP (err as log1p CIEDE2000, excess in CIEDE2000 units, weighted a quarter in the loss)."""
     X = np.concatenate([s.feats for s in samples])
     Y = np.stack([np.concatenate([np.log1p(s.err) for s in samples]), np.concatenate([s.excess for s in samples])], 1)
     W = np.concatenate([np.full(len(s.err), REAL_WEIGHT if s.real else 1.0, np.float32) for s in samples])
-    mean, std = X.mean(0), X.std(0) + 1e-3
-    xt = torch.from_numpy((X - mean) / std).float()
-    yt, wt = torch.from_numpy(Y).float(), torch.from_numpy(W / W.mean()).float()
-    dims = [X.shape[1], *HIDDEN, 2]
-    mods: list[torch.nn.Module] = []
-    for i in range(len(dims) - 1):
-        mods.append(torch.nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            mods.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*mods)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    scale = torch.tensor([1.0, 1.0 / 4.0])
-    n = len(xt)
-    bs = 4096
-    for _ in range(epochs):
-        perm = torch.randperm(n)
-        for i in range(0, n, bs):
-            idx = perm[i : i + bs]
-            pred = net(xt[idx])
-            loss = (torch.nn.functional.huber_loss(pred * scale, yt[idx] * scale, reduction="none").sum(1) * wt[idx])
-            opt.zero_grad()
-            loss.mean().backward()  # type: ignore[no-untyped-call]
-            opt.step()
-    torch.set_num_threads(threads)
-    layers = [
-        (m.weight.detach().numpy().T.tolist(), m.bias.detach().numpy().tolist())
-        for m in net
-        if isinstance(m, torch.nn.Linear)
-    ]
-    return {"feature_mean": mean.tolist(), "feature_std": std.tolist(), "layers": layers}
+    return fit_mlp(X, Y, W, HIDDEN, epochs, seed, loss_scale=(1.0, 0.25))
 
 
-def fit_mlp(X: F32, Y: F32, W: F32, hidden: Sequence[int], epochs: int, seed: int = 0) -> dict[str, Any]:
-    """A small ReLU MLP fitted with Adam on a weighted Huber loss; returned as JSON-ready layers."""
+def fit_mlp(
+    X: F32, Y: F32, W: F32, hidden: Sequence[int], epochs: int, seed: int = 0,
+    loss_scale: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """A small ReLU MLP fitted with Adam on a weighted Huber loss (each output times ``loss_scale`` in the
+    loss, when given); one torch thread (a tiny network: fastest so, and it leaves the other core free);
+    returned as JSON-ready layers."""
     import torch
 
     torch.manual_seed(seed)
@@ -293,11 +264,15 @@ def fit_mlp(X: F32, Y: F32, W: F32, hidden: Sequence[int], epochs: int, seed: in
             mods.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*mods)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    scale = None if loss_scale is None else torch.tensor(list(loss_scale), dtype=torch.float32)
     for _ in range(epochs):
         perm = torch.randperm(len(xt))
         for i in range(0, len(xt), 4096):
             idx = perm[i : i + 4096]
-            loss = torch.nn.functional.huber_loss(net(xt[idx]), yt[idx], reduction="none").sum(1) * wt[idx]
+            pred, target = net(xt[idx]), yt[idx]
+            if scale is not None:
+                pred, target = pred * scale, target * scale
+            loss = torch.nn.functional.huber_loss(pred, target, reduction="none").sum(1) * wt[idx]
             opt.zero_grad()
             loss.mean().backward()  # type: ignore[no-untyped-call]
             opt.step()
