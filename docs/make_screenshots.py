@@ -1,10 +1,12 @@
 """Screenshots of the review app for the README, from a real run on the bundled sample.
 
-    chromata run examples/scans --out /tmp/demo-out --threshold 0.6 --collection sample-scans
+    chromata run examples/scans --out /tmp/demo-out --review-budget 0.6 --collection sample-scans
     python docs/make_screenshots.py /tmp/demo-out
 
 Serves the app on a free port, logs in as a throw-away curator in Debian's chromium (Playwright) and
-writes docs/img/review-queue.png and docs/img/review-item.png.
+writes docs/img/review-queue-grid.png (the queue as a curator meets it, two cards selected for a bulk
+decision) and docs/img/review-item.png (the least confident item under review). A budget of 0.6 queues six
+of the ten sample photographs, so the grid shows more than the default two.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ def main(out: str) -> None:
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
         page.wait_for_url("http://127.0.0.1:8765/")
-        page.screenshot(path=str(IMG / "review-queue.png"))
+        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        for box in page.locator(".card input[name=ids]").all()[:2]:
+            box.check()
+        page.screenshot(path=str(IMG / "review-queue-grid.png"))
         page.goto("http://127.0.0.1:8765/next")
         page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         page.screenshot(path=str(IMG / "review-item.png"))

@@ -161,7 +161,7 @@ def test_queue_grid_bulk_approve(grid_server, page, tmp_path):
     for item_id in ids:
         page.check(f".card[data-id='{item_id}'] input[name=ids]")
     assert page.inner_text("#selected-count") == "2 selected"
-    _shot(page, "review-queue-grid.png", tmp_path)
+    _shot(page, "review-queue-grid-synthetic.png", tmp_path)  # docs/make_screenshots.py makes the README one
     page.click("#bulk-approve")
     page.wait_for_url("**bulk=approve**")
     assert "2 approved" in page.inner_text("#bulk-message")

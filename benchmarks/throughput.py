@@ -1,0 +1,208 @@
+"""Issue #17's yardstick, in one run over the same files: ``chromata run``'s steady state against the work no
+colorizer can avoid (decoding each scan, encoding a colour file), and its start-up, piece by piece.
+
+* bare loop: decode each grey scan and encode a 3-channel JPEG (quality 90), one process per core;
+* ``chromata run`` (a real command in a fresh process: local Ray, Prefect, manifest, review queue) over the
+  first ``--small`` and over all ``--images`` scans, each into a fresh destination, the two alternating for
+  ``--repeats`` rounds. Steady state = (images − small) / (wall(images) − wall(small)), so start-up cancels;
+  start-up = wall(small) − small / steady state (the fastest try of each);
+* start-up pieces, each timed in a fresh interpreter: the interpreter with the CLI imported; the engines'
+  imports (prefect, ray, torch); a local Ray started as chromata starts it; an empty Prefect flow run
+  (Prefect's temporary local server); the built-in model loaded and run once.
+
+    python benchmarks/throughput.py --images 80 --small 16
+
+Writes its section of docs/benchmarks.md (``throughput``); no test asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (1920, 1300)  # a 2.5 MP scan, as in the issue
+QUALITY = 90
+
+STARTUP_PIECES: dict[str, str] = {
+    "interpreter + `import chromata.cli`": "import chromata.cli",
+    "engine imports (prefect, ray, torch)": "import prefect, ray, torch",
+    "local Ray started as chromata starts it": (
+        "from chromata.actors.colorizer import connect; connect(None); import ray; ray.shutdown()"
+    ),
+    "an empty Prefect flow (temporary local server)": (
+        "from prefect import flow\n@flow\ndef empty():\n    return 1\nempty()"
+    ),
+    "built-in model loaded and run once": (
+        "import numpy as np; from chromata.models import load_colorizer\n"
+        "m = load_colorizer('builtin', device='cpu'); m.predict_ab(np.zeros((1, 256, 256), np.float32))"
+    ),
+}
+
+
+def make_scans(folder: Path, n: int) -> int:
+    """``n`` grey 1920 × 1300 JPEG scans (quality 90) resized from the bundled samples; their total bytes."""
+    samples = sorted((ROOT / "examples" / "scans").glob("*.jpg"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        grey = cv2.imread(str(samples[i % len(samples)]), cv2.IMREAD_GRAYSCALE)
+        scan = cv2.resize(grey, SIZE, interpolation=cv2.INTER_CUBIC)
+        scan = np.roll(scan, 17 * i, axis=1)  # no two files alike
+        cv2.imwrite(str(folder / f"scan-{i:04d}.jpg"), scan, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+    return sum(p.stat().st_size for p in folder.iterdir())
+
+
+def _decode_encode(path: str) -> int:
+    grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
+    assert ok
+    return len(buf)
+
+
+def bare_loop(files: list[Path], processes: int, repeats: int) -> float:
+    """Images/s of decode + 3-channel JPEG encode on ``processes`` processes (best of ``repeats``)."""
+    cv2.setNumThreads(1)
+    best = 0.0
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        pool.map(_decode_encode, [str(f) for f in files[:processes]])  # warm the workers
+        for _ in range(repeats):
+            t = time.perf_counter()
+            pool.map(_decode_encode, [str(f) for f in files], chunksize=1)
+            best = max(best, len(files) / (time.perf_counter() - t))
+    return best
+
+
+def chromata_run(src: Path, out: Path, queue: Path) -> float:
+    """One ``chromata run`` of ``src`` into a fresh ``out`` in a fresh process; its wall time."""
+    cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--device", "cpu"]
+    cmd += ["--review-db", f"sqlite:///{queue}"]
+    env = {**os.environ, "RAY_ADDRESS": "", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)  # the command's own Prefect, as in a user's shell
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"chromata run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall
+
+
+def startup_pieces(repeats: int) -> dict[str, float]:
+    """Each piece in a fresh interpreter, the fastest of ``repeats``; the interpreter alone is subtracted from
+    every piece but the first (which includes it)."""
+    env = {**os.environ, "RAY_ADDRESS": "", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+
+    def timed(code: str) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env, timeout=600)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    bare = timed("pass")
+    return {name: timed(code) - (0.0 if i == 0 else bare) for i, (name, code) in enumerate(STARTUP_PIECES.items())}
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        big, small = work / "all", work / "small"
+        total_bytes = make_scans(big, args.images)
+        small.mkdir()
+        files = sorted(big.iterdir())
+        for f in files[: args.small]:
+            os.link(f, small / f.name)
+        processes = os.cpu_count() or 1
+        bare = bare_loop(files, processes, args.repeats)
+        print(json.dumps({"bare_images_per_s": round(bare, 2)}), flush=True)
+        walls: dict[str, list[float]] = {"small": [], "all": []}
+        for round_ in range(args.repeats):
+            for name, src in (("small", small), ("all", big)):
+                wall = chromata_run(src, work / f"out-{name}-{round_}", work / f"q-{name}-{round_}.sqlite")
+                walls[name].append(round(wall, 2))
+                print(json.dumps({name: wall}), flush=True)
+        pieces = startup_pieces(args.repeats)
+    w_small, w_all = min(walls["small"]), min(walls["all"])
+    steady = (args.images - args.small) / (w_all - w_small)
+    return {
+        "images": args.images,
+        "small": args.small,
+        "megapixels": SIZE[0] * SIZE[1] / 1e6,
+        "mean_file_kb": total_bytes / args.images / 1024,
+        "processes": processes,
+        "bare_images_per_s": bare,
+        "walls": walls,
+        "steady_images_per_s": steady,
+        "startup_s": w_small - args.small / steady,
+        "startup_pieces_s": pieces,
+    }
+
+
+def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
+    ratio = r["steady_images_per_s"] / r["bare_images_per_s"]
+    lines = [
+        "## Throughput against the bare decode + encode loop, and start-up (`benchmarks/throughput.py`)",
+        "",
+        f"`python benchmarks/throughput.py --images {r['images']} --small {r['small']} --repeats {args.repeats}` — "
+        f"{r['images']} grey {SIZE[0]} × {SIZE[1]} JPEG scans ({r['megapixels']:.1f} MP, quality {QUALITY}, "
+        f"{r['mean_file_kb']:.0f} KiB each) made from the bundled samples. {machine}.",
+        "",
+        "| | images/s | × bare loop |",
+        "|---|---:|---:|",
+        f"| bare loop: decode + 3-channel JPEG encode, {r['processes']} processes | {r['bare_images_per_s']:.1f} "
+        "| 1.00 |",
+        f"| `chromata run` steady state ({r['images']} − {r['small']} scans, default options) "
+        f"| {r['steady_images_per_s']:.2f} | **{ratio:.3f}** |",
+        "",
+        f"`chromata run` wall time, every try: {r['small']} scans "
+        f"{', '.join(f'{w:.1f}' for w in r['walls']['small'])} s; {r['images']} scans "
+        f"{', '.join(f'{w:.1f}' for w in r['walls']['all'])} s (the fastest of each is used). "
+        f"**Start-up** (the {r['small']}-scan run less its images at the steady rate): **{r['startup_s']:.1f} s**.",
+        "",
+        "Start-up pieces, each in a fresh interpreter (fastest of "
+        f"{args.repeats}; the interpreter's own start is counted in the first row only):",
+        "",
+        "| piece | seconds |",
+        "|---|---:|",
+        *(f"| {name} | {sec:.2f} |" for name, sec in r["startup_pieces_s"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=80)
+    ap.add_argument("--small", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=2, help="tries of each measurement; the fastest is used")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    if not 0 < args.small < args.images:
+        ap.error("--small must be between 0 and --images")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _report import machine, write_section
+
+    result = measure(args)
+    body = markdown(result, args, machine())
+    print(body)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    if not args.no_write:
+        write_section("throughput", body)
+    return result
+
+
+if __name__ == "__main__":
+    main()
