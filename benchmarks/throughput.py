@@ -10,9 +10,11 @@ colorizer can avoid (decoding each scan, encoding a colour file), and its start-
   imports (prefect, ray, torch); a local Ray started as chromata starts it; an empty Prefect flow run
   (Prefect's temporary local server); the built-in model loaded and run once.
 
-    python benchmarks/throughput.py --images 80 --small 16
+    python benchmarks/throughput.py --images 80 --small 16 --before REV
 
-Writes its section of docs/benchmarks.md (``throughput``); no test asserts a time.
+``--before REV`` runs the same ``chromata run``s with the code of commit REV too (a git worktree made for
+the run), the two trees alternating, for a before/after in one run. Writes its section of
+docs/benchmarks.md (``throughput``); no test asserts a time.
 """
 
 from __future__ import annotations
@@ -83,14 +85,39 @@ def bare_loop(files: list[Path], processes: int, repeats: int) -> float:
     return best
 
 
-def chromata_run(src: Path, out: Path, queue: Path) -> float:
-    """One ``chromata run`` of ``src`` into a fresh ``out`` in a fresh process; its wall time."""
-    cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--device", "cpu"]
-    cmd += ["--review-db", f"sqlite:///{queue}"]
+def tree_env(tree: Path) -> dict[str, str]:
+    """The environment of a command that runs chromata from ``tree`` (its own Prefect, a fresh local Ray)."""
     env = {**os.environ, "RAY_ADDRESS": "", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)  # the command's own Prefect, as in a user's shell
+    if tree != ROOT:  # ahead of the installed (editable) chromata; Ray's workers inherit it
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def before_tree(rev: str, work: Path) -> Path:
+    """A worktree of ``rev`` whose ``chromata.flows`` / ``chromata.actors`` import from itself (as installed
+    packages map them), checked by importing them."""
+    tree = work / "before"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), rev], check=True)
+    for name in ("flows", "actors"):
+        (tree / "chromata" / name).symlink_to(tree / name, target_is_directory=True)
+    code = "import chromata.cli, chromata.flows.colorize_collection as f, chromata.actors.colorizer as a; "
+    code += "print(f.__file__); print(a.__file__)"
+    files = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=tree_env(tree), cwd=work
+    ).stdout.split()
+    assert all(Path(f).resolve().is_relative_to(tree.resolve()) for f in files), files
+    return tree
+
+
+def chromata_run(src: Path, out: Path, queue: Path, tree: Path = ROOT) -> float:
+    """One ``chromata run`` of ``src`` into a fresh ``out`` in a fresh process, with the code of ``tree``;
+    its wall time."""
+    cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--device", "cpu"]
+    cmd += ["--review-db", f"sqlite:///{queue}"]
+    env = tree_env(tree)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, cwd=out.parent)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"chromata run failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -115,6 +142,14 @@ def startup_pieces(repeats: int) -> dict[str, float]:
     return {name: timed(code) - (0.0 if i == 0 else bare) for i, (name, code) in enumerate(STARTUP_PIECES.items())}
 
 
+def steady_and_startup(walls: dict[str, list[float]], images: int, small: int) -> dict[str, Any]:
+    """From the fastest try of each size: images/s once started, and the start-up (the small run's wall
+    time less its images at that rate)."""
+    w_small, w_all = min(walls["small"]), min(walls["all"])
+    steady = (images - small) / (w_all - w_small)
+    return {"walls": walls, "steady_images_per_s": steady, "startup_s": w_small - small / steady}
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -127,15 +162,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         processes = os.cpu_count() or 1
         bare = bare_loop(files, processes, args.repeats)
         print(json.dumps({"bare_images_per_s": round(bare, 2)}), flush=True)
-        walls: dict[str, list[float]] = {"small": [], "all": []}
-        for round_ in range(args.repeats):
-            for name, src in (("small", small), ("all", big)):
-                wall = chromata_run(src, work / f"out-{name}-{round_}", work / f"q-{name}-{round_}.sqlite")
-                walls[name].append(round(wall, 2))
-                print(json.dumps({name: wall}), flush=True)
+        trees = {"this tree": ROOT}
+        if args.before:
+            trees = {f"before ({args.before})": before_tree(args.before, work), **trees}
+        walls: dict[str, dict[str, list[float]]] = {t: {"small": [], "all": []} for t in trees}
+        try:
+            for round_ in range(args.repeats):
+                order = list(trees.items())
+                for label, tree in order if round_ % 2 == 0 else order[::-1]:
+                    for name, src in (("small", small), ("all", big)):
+                        run_dir = work / f"run-{len(walls[label][name])}-{name}-{tree.name}"
+                        run_dir.mkdir()
+                        wall = chromata_run(src, run_dir / "out", run_dir / "queue.sqlite", tree)
+                        walls[label][name].append(round(wall, 2))
+                        print(json.dumps({"tree": label, name: wall}), flush=True)
+        finally:
+            if args.before:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / "before")])
         pieces = startup_pieces(args.repeats)
-    w_small, w_all = min(walls["small"]), min(walls["all"])
-    steady = (args.images - args.small) / (w_all - w_small)
     return {
         "images": args.images,
         "small": args.small,
@@ -143,36 +187,44 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "mean_file_kb": total_bytes / args.images / 1024,
         "processes": processes,
         "bare_images_per_s": bare,
-        "walls": walls,
-        "steady_images_per_s": steady,
-        "startup_s": w_small - args.small / steady,
+        "runs": {label: steady_and_startup(w, args.images, args.small) for label, w in walls.items()},
         "startup_pieces_s": pieces,
     }
 
 
 def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
-    ratio = r["steady_images_per_s"] / r["bare_images_per_s"]
     lines = [
         "## Throughput against the bare decode + encode loop, and start-up (`benchmarks/throughput.py`)",
         "",
-        f"`python benchmarks/throughput.py --images {r['images']} --small {r['small']} --repeats {args.repeats}` — "
-        f"{r['images']} grey {SIZE[0]} × {SIZE[1]} JPEG scans ({r['megapixels']:.1f} MP, quality {QUALITY}, "
-        f"{r['mean_file_kb']:.0f} KiB each) made from the bundled samples. {machine}.",
+        f"`python benchmarks/throughput.py --images {r['images']} --small {r['small']} --repeats {args.repeats}"
+        + (f" --before {args.before}" if args.before else "")
+        + f"` — {r['images']} grey {SIZE[0]} × {SIZE[1]} JPEG scans ({r['megapixels']:.1f} MP, quality {QUALITY}, "
+        f"{r['mean_file_kb']:.0f} KiB each) made from the bundled samples; every `chromata run` is a fresh "
+        f"process with default options (one actor), the trees alternating. {machine}.",
         "",
-        "| | images/s | × bare loop |",
-        "|---|---:|---:|",
+        "| | images/s | × bare loop | start-up | wall time of every try |",
+        "|---|---:|---:|---:|---|",
         f"| bare loop: decode + 3-channel JPEG encode, {r['processes']} processes | {r['bare_images_per_s']:.1f} "
-        "| 1.00 |",
-        f"| `chromata run` steady state ({r['images']} − {r['small']} scans, default options) "
-        f"| {r['steady_images_per_s']:.2f} | **{ratio:.3f}** |",
+        "| 1.00 | | |",
+    ]
+    for label, run in r["runs"].items():
+        ratio = run["steady_images_per_s"] / r["bare_images_per_s"]
+        tries = "; ".join(
+            f"{n} scans {', '.join(f'{w:.1f}' for w in run['walls'][k])} s"
+            for k, n in (("small", r["small"]), ("all", r["images"]))
+        )
+        lines.append(
+            f"| `chromata run`, {label} | {run['steady_images_per_s']:.2f} | **{ratio:.3f}** "
+            f"| **{run['startup_s']:.1f} s** | {tries} |"
+        )
+    lines += [
         "",
-        f"`chromata run` wall time, every try: {r['small']} scans "
-        f"{', '.join(f'{w:.1f}' for w in r['walls']['small'])} s; {r['images']} scans "
-        f"{', '.join(f'{w:.1f}' for w in r['walls']['all'])} s (the fastest of each is used). "
-        f"**Start-up** (the {r['small']}-scan run less its images at the steady rate): **{r['startup_s']:.1f} s**.",
+        f"*images/s* is the steady state, ({r['images']} − {r['small']}) scans over the difference of the two runs' "
+        f"fastest wall times, so start-up cancels; *start-up* is the {r['small']}-scan run's wall time less its "
+        "images at that rate (engines, model, planning, the report, shutting down).",
         "",
-        "Start-up pieces, each in a fresh interpreter (fastest of "
-        f"{args.repeats}; the interpreter's own start is counted in the first row only):",
+        f"Start-up pieces of this tree, each in a fresh interpreter (fastest of {args.repeats}; the interpreter's "
+        "own start is counted in the first row only):",
         "",
         "| piece | seconds |",
         "|---|---:|",
@@ -186,6 +238,7 @@ def main() -> dict[str, Any]:
     ap.add_argument("--images", type=int, default=80)
     ap.add_argument("--small", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2, help="tries of each measurement; the fastest is used")
+    ap.add_argument("--before", metavar="REV", help="also run the commands with the code of this commit")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()

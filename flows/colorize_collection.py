@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,6 +32,7 @@ from chromata.summary import RunSummary
 
 log = logging.getLogger(__name__)
 CURATOR_RERUN = "curator_rerun"  # chromata.reasons has its text
+_STARTED_POOLS: dict[str, Any] = {}  # actor pools started ahead of their flow run by ``run`` (this process)
 
 
 @task(name="open-plan", cache_policy=NONE)
@@ -111,13 +113,58 @@ def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
     return result
 
 
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """The flow, with its engines started side by side rather than one after another: Prefect's temporary
+    API server (when no ``PREFECT_API_URL`` is set) starts in a thread while Ray starts in this one and the
+    colorizer actors begin loading their model, which then goes on while the flow plans. A flow run by a
+    deployment starts its own pool in the flow."""
+    from chromata.actors.colorizer import ColorizerPool, connect
+
+    server = threading.Thread(target=_start_prefect_api, name="prefect-api", daemon=True)
+    server.start()
+    cfg = _with_routing_fit(cfg)  # the actors are given the config the flow will run with
+    key = cfg.model_dump_json()
+    try:
+        connect(cfg.ray_address)
+        _STARTED_POOLS[key] = ColorizerPool(cfg)
+    finally:
+        server.join()
+    try:
+        return colorize_collection(cfg)
+    finally:
+        pool = _STARTED_POOLS.pop(key, None)  # the flow did not take it: it failed first, or had nothing to do
+        if pool is not None:
+            pool.shutdown()
+
+
+def _with_routing_fit(cfg: RunConfig) -> RunConfig:
+    """``routing_fit = "latest"`` resolved to the destination's newest routing fit, one for the whole run."""
+    if cfg.routing_fit != "latest":
+        return cfg
+    fit = routing_fit.resolved(cfg.routing_fit, open_storage(cfg.destination, cfg.endpoint_url))
+    return cfg.model_copy(update={"routing_fit": fit})
+
+
+def _start_prefect_api() -> None:
+    """Start the temporary local API server the flow run would start for itself (Prefect's ephemeral mode);
+    the flow's client finds it running. Does nothing when an API URL is set."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return
+    try:
+        SubprocessASGIServer().start()
+    except Exception as exc:  # the flow run starts it again and reports what goes wrong
+        log.debug("starting Prefect's temporary server ahead of the flow failed: %s", exc)
+
+
 def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
     from chromata.actors.colorizer import ColorizerPool, connect
 
     logger = get_run_logger()
-    if cfg.routing_fit == "latest":  # the destination's newest routing fit, one for the whole run
-        fit = routing_fit.resolved(cfg.routing_fit, open_storage(cfg.destination, cfg.endpoint_url))
-        cfg = cfg.model_copy(update={"routing_fit": fit})
+    started = _STARTED_POOLS.pop(cfg.model_dump_json(), None)  # by ``run``: its actors are loading the model
+    cfg = _with_routing_fit(cfg)
     planner = open_plan(cfg)
     recovered = reconcile_review_queue(cfg)
     if recovered:
@@ -132,9 +179,11 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
 
     shards = announced(planner.shards())
     first = next(shards, None)
+    if first is None and started is not None:
+        started.shutdown()  # nothing to colorize
     if first is not None:
         connect(cfg.ray_address)
-        pool = ColorizerPool(cfg)
+        pool = started or ColorizerPool(cfg)
         shown = _ImageProgress(planner)
         try:
             for result in pool.run(itertools.chain([first], shards), planner.run_id, on_progress=shown.advance):

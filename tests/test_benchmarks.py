@@ -104,3 +104,16 @@ def test_large_scans_benchmark_runs(tmp_path):
     result = json.loads(out.read_text())
     assert result["status"] == "ok" and result["side"] == 2000 and result["c2pa_signed"]
     assert result["peak_rss_mib"] > result["rss_after_model_mib"] > 0
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_runs(tmp_path):
+    out = tmp_path / "throughput.json"
+    proc = _run_benchmark(
+        "throughput.py", "--images", "3", "--small", "1", "--repeats", "1", "--no-write", "--json", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    (run,) = result["runs"].values()
+    assert result["bare_images_per_s"] > 0 and len(run["walls"]["all"]) == 1
+    assert len(result["startup_pieces_s"]) == 5

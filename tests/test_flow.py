@@ -140,3 +140,37 @@ def test_pool_reuses_loaded_model_across_shards(ray_local, collection):
         assert len({r.worker for r in results}) == 1  # one actor process, model loaded once in __init__
     finally:
         pool.shutdown()
+
+
+def test_run_starts_the_pool_ahead_and_the_flow_uses_it(engines, collection, tmp_path, monkeypatch):
+    """``run`` starts Ray and the actor pool before the flow (the model loads while Prefect and the planner
+    start); the flow colorizes with that very pool, and a run with nothing to do shuts it down unused."""
+    from chromata.actors import colorizer
+    from chromata.flows import colorize_collection as flow_module
+
+    made: list[object] = []
+    ran: list[object] = []
+    shut: list[object] = []
+
+    class Pool(colorizer.ColorizerPool):
+        def __init__(self, cfg):  # type: ignore[no-untyped-def]
+            super().__init__(cfg)
+            made.append(self)
+
+        def run(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            ran.append(self)
+            return super().run(*args, **kwargs)
+
+        def shutdown(self) -> None:
+            shut.append(self)
+            super().shutdown()
+
+    monkeypatch.setattr(colorizer, "ColorizerPool", Pool)
+    cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), shard_size=2, workers=1)
+    first = flow_module.run(cfg)
+    assert first["ok"] == 4 and len(made) == 1 and ran == made and shut == made  # one pool, started ahead
+    assert not flow_module._STARTED_POOLS
+    second = flow_module.run(cfg)  # everything is done already
+    assert second["ok"] == 0 and second["already_done"] == 6
+    assert len(made) == 2 and ran == made[:1] and shut == made  # started ahead, never used, shut down
+    assert not flow_module._STARTED_POOLS

@@ -127,6 +127,14 @@ def test_review_budget_routes_least_confident_fraction(tmp_path):
     assert route_for_review(records, threshold_only) == records
 
 
+def test_a_processor_that_loads_its_model_warms_it_up(collection, tmp_path):
+    """The built-in model's TorchScript graph is built when the processor loads the model (in the actor's
+    start-up, off the run's critical path), not by the first batch of the first shard."""
+    cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), device="cpu")
+    proc = ShardProcessor(cfg)
+    assert proc.model.forward.graph is not None  # type: ignore[attr-defined]
+
+
 @pytest.mark.gpu
 def test_shard_on_gpu_matches_cpu_output(collection, tmp_path):
     """The GPU path end to end: the processor puts the model on CUDA and writes the same images as on

@@ -102,7 +102,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from chromata import progress
-    from chromata.flows.colorize_collection import colorize_collection
+    from chromata.flows.colorize_collection import run as colorize_collection
 
     with Progress(
         TextColumn("[bold]colorizing"),

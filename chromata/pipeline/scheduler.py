@@ -27,6 +27,7 @@ from chromata.config import RunConfig
 from chromata.errors import Failure
 from chromata.manifest import ImageRecord, params_json
 from chromata.models import Colorizer, load_colorizer
+from chromata.models.base import warm_up
 from chromata.pipeline.banded import BandedHandler
 from chromata.pipeline.film import FilmHandler
 from chromata.pipeline.output import OutputPath
@@ -82,6 +83,7 @@ class ShardProcessor:
             model = load_colorizer(
                 cfg.model, device=cfg.device, temperature=cfg.temperature, chroma_gamma=cfg.chroma_gamma
             )
+            warm_up(model)  # ready for the first batch: an engine loads its model off the run's critical path
         self.model = model
         self.source: Storage = ReadOnlyStorage(open_storage(cfg.source, cfg.endpoint_url))
         self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)
