@@ -26,6 +26,13 @@ from chromata.review.store import ReviewQueue
 IMG = Path(__file__).resolve().parent / "img"
 
 
+def _images_loaded(page) -> None:  # type: ignore[no-untyped-def]
+    # a function, not an expression: the app's CSP forbids evaluating strings
+    page.wait_for_function(
+        "(sel) => Array.from(document.querySelectorAll(sel)).every(i => i.complete && i.naturalWidth > 0)", arg="img"
+    )
+
+
 def main(out: str) -> None:
     url = f"sqlite:///{Path(out) / '_chromata' / 'review.sqlite'}"
     user, password = f"curator-{secrets.token_hex(3)}", secrets.token_urlsafe(16)
@@ -44,12 +51,12 @@ def main(out: str) -> None:
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")
         page.wait_for_url("http://127.0.0.1:8765/")
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        _images_loaded(page)
         for box in page.locator(".card input[name=ids]").all()[:2]:
             box.check()
         page.screenshot(path=str(IMG / "review-queue-grid.png"))
         page.goto("http://127.0.0.1:8765/next")
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        _images_loaded(page)
         page.screenshot(path=str(IMG / "review-item.png"))
         browser.close()
     server.should_exit = True
