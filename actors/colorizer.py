@@ -34,7 +34,9 @@ PROGRESS_SECONDS = 0.5  # how often the pool asks busy actors how far their shar
 class ColorizerActor:
     def __init__(self, cfg: RunConfig) -> None:
         logging.basicConfig(level=logging.WARNING)
-        self.processor = ShardProcessor(cfg)
+        # threads from this actor's own CPUs (not the node's count, which on a pod is the host's)
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)  # type: ignore[no-untyped-call]
+        self.processor = ShardProcessor(cfg, threads=max(1, int(cpus)))
         self.shards_done = 0
         self.images_done: dict[str, int] = {}  # shard in progress -> its rows made so far
 
@@ -66,6 +68,7 @@ class ColorizerActor:
             "node_id": ray.get_runtime_context().get_node_id(),
             "device": self.processor.model.device,
             "model_id": id(self.processor.model),
+            "threads": self.processor.threads,
             "shards_done": self.shards_done,
         }
 
@@ -126,13 +129,27 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def actor_resources(workers: int) -> dict[str, float]:
-    """One GPU share per actor when the cluster has GPUs; otherwise a share of the CPUs."""
-    res = ray.cluster_resources()  # type: ignore[no-untyped-call]
-    gpus = float(res.get("GPU", 0.0))
-    cpus = float(res.get("CPU", 1.0))
+    """What each of ``workers`` actors asks Ray for, from the cluster as it is now (``resources_per_actor``)."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    return resources_per_actor(workers, nodes)
+
+
+def resources_per_actor(workers: int, nodes: list[dict[str, float]]) -> dict[str, float]:
+    """An equal share of the cluster per actor: of its GPUs when it has them (a fraction when actors outnumber
+    GPUs: several actors feed one GPU), and of its CPUs, whole CPUs (at least one, at most a node's), which
+    are the threads the actor then runs — on a GPU node the CPU work of decoding, merging and encoding is
+    what the GPU waits for (docs/benchmarks.md)."""
+    cpus = sum(n.get("CPU", 0.0) for n in nodes) or 1.0
+    gpus = sum(n.get("GPU", 0.0) for n in nodes)
+    per_node = max((n.get("CPU", 0.0) for n in nodes), default=1.0)
+    share = float(max(1, min(int(cpus // workers), int(per_node))))
     if gpus >= 1:
-        return {"num_gpus": min(1.0, gpus / workers), "num_cpus": min(1.0, cpus / workers)}
-    return {"num_gpus": 0.0, "num_cpus": min(1.0, cpus / workers)}
+        gpu_nodes = [n for n in nodes if n.get("GPU", 0.0) >= 1]
+        per_gpu_node = max(n.get("CPU", 0.0) for n in gpu_nodes)
+        actors_per_gpu_node = max(1.0, workers / len(gpu_nodes))
+        share = float(max(1, min(int(share), int(per_gpu_node // actors_per_gpu_node))))
+        return {"num_gpus": min(1.0, gpus / workers), "num_cpus": share}
+    return {"num_gpus": 0.0, "num_cpus": share}
 
 
 class ColorizerPool:

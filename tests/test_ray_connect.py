@@ -53,3 +53,31 @@ def test_cuda_on_a_cluster_without_gpus_is_one_config_error(ray_local, collectio
     cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), device="cuda")
     with pytest.raises(ConfigError, match=r"^device=cuda was requested but the Ray cluster has no GPUs; use"):
         ColorizerPool(cfg)
+
+
+def test_each_actor_asks_for_an_equal_share_of_whole_cpus_and_of_the_gpus():
+    from chromata.actors.colorizer import resources_per_actor
+
+    laptop = [{"CPU": 2.0}]
+    assert resources_per_actor(1, laptop) == {"num_gpus": 0.0, "num_cpus": 2.0}
+    assert resources_per_actor(2, laptop) == {"num_gpus": 0.0, "num_cpus": 1.0}
+    assert resources_per_actor(3, laptop) == {"num_gpus": 0.0, "num_cpus": 1.0}  # at least one
+    pods = [{"CPU": 6.0}] * 4  # KubeRay pods of 6 CPUs: an actor never asks for more than a pod has
+    assert resources_per_actor(2, pods)["num_cpus"] == 6.0
+    assert resources_per_actor(8, pods)["num_cpus"] == 3.0
+    gpu_node = [{"CPU": 16.0, "GPU": 1.0}]  # several actors feed one GPU, sharing its node's cores
+    assert resources_per_actor(4, gpu_node) == {"num_gpus": 0.25, "num_cpus": 4.0}
+    assert resources_per_actor(1, gpu_node) == {"num_gpus": 1.0, "num_cpus": 16.0}
+    mixed = [{"CPU": 2.0}, {"CPU": 16.0, "GPU": 2.0}, {"CPU": 16.0, "GPU": 2.0}]  # the CPU head runs no actor
+    assert resources_per_actor(8, mixed) == {"num_gpus": 0.5, "num_cpus": 4.0}
+
+
+def test_an_actor_runs_as_many_threads_as_it_was_given_cpus(ray_local, collection, tmp_path):
+    from chromata.actors.colorizer import ColorizerPool
+
+    for workers, threads in ((1, 2), (2, 1)):  # ray_local has 2 CPUs
+        pool = ColorizerPool(build_config(source=str(collection), destination=str(tmp_path / "o"), workers=workers))
+        try:
+            assert [info["threads"] for info in pool.info()] == [threads] * workers
+        finally:
+            pool.shutdown()

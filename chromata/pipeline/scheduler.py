@@ -72,10 +72,14 @@ class ShardProcessor:
     """Holds a loaded model, both storages, the handlers and the threads; ``process(shard)`` colorizes one
     shard. What an execution engine wraps (a Ray actor, a process pool, a notebook)."""
 
-    def __init__(self, cfg: RunConfig, model: Colorizer | None = None, io_threads: int | None = None) -> None:
+    def __init__(
+        self, cfg: RunConfig, model: Colorizer | None = None, io_threads: int | None = None, threads: int | None = None
+    ) -> None:
+        """``threads``: the cores this worker has (an actor's own CPUs); else the machine's ÷ workers.
+        ``cfg.threads_per_worker`` overrides either."""
         self.cfg = cfg
-        threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
-        self.model_threads, io = thread_split(threads)
+        self.threads = cfg.threads_per_worker or threads or max(1, (os.cpu_count() or 1) // cfg.workers)
+        self.model_threads, io = thread_split(self.threads)
         if model is None:
             import torch
 
