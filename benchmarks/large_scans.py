@@ -3,7 +3,9 @@
 For each size, a grey 16-bit TIFF (LZW, 256 x 256 tiles, written tile by tile so this script stays small
 too) is colorized by a fresh worker process — ``ShardProcessor`` on a one-image shard, what a Ray actor
 runs — with ``memory_budget_mb`` (default 2048). The peak RSS of that process comes from the kernel
-(``wait4``'s ``ru_maxrss``), next to the same process's RSS right after loading the model.
+(``wait4``'s ``ru_maxrss``), next to the same process's peak right after loading the model (which the
+processor warms up with one prediction, so this includes building its inference graph: on a small scan the
+two can be equal).
 
     python benchmarks/large_scans.py --megapixels 100 400
     python benchmarks/large_scans.py --megapixels 100 --c2pa   # outputs C2PA-signed too (tests/certs.py chain)

@@ -103,7 +103,9 @@ def test_large_scans_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["status"] == "ok" and result["side"] == 2000 and result["c2pa_signed"]
-    assert result["peak_rss_mib"] > result["rss_after_model_mib"] > 0
+    # the loaded model's figure includes its warm-up (building the inference graph), which a 4 MP scan's banded
+    # processing need not exceed
+    assert result["peak_rss_mib"] >= result["rss_after_model_mib"] > 0
 
 
 @pytest.mark.slow
