@@ -119,3 +119,14 @@ def test_throughput_benchmark_runs(tmp_path):
     (run,) = result["runs"].values()
     assert result["bare_images_per_s"] > 0 and len(run["walls"]["all"]) == 1
     assert len(result["startup_pieces_s"]) == 5
+
+
+@pytest.mark.slow
+def test_cpu_precision_benchmark_runs(tmp_path):
+    out = tmp_path / "precision.json"
+    args = ["--photos", "2", "--calibration-photos", "2", "--batch", "2", "--seconds", "0.1", "--no-write"]
+    proc = _run_benchmark("cpu_precision.py", *args, "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 5 and rows[0]["p99_levels"] == 0 == rows[0]["max_levels"]  # the shipped one against itself
+    assert all(r["images_per_s"] > 0 for r in rows if "images_per_s" in r)
