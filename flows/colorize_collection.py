@@ -132,7 +132,7 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     try:
         return colorize_collection(cfg)
     finally:
-        pool = _STARTED_POOLS.pop(key, None)  # the flow did not take it: it failed first, or had nothing to do
+        pool = _STARTED_POOLS.pop(key, None)  # not taken by the flow: nothing to do, or it failed first
         if pool is not None:
             pool.shutdown()
 
@@ -163,7 +163,7 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
     from chromata.actors.colorizer import ColorizerPool, connect
 
     logger = get_run_logger()
-    started = _STARTED_POOLS.pop(cfg.model_dump_json(), None)  # by ``run``: its actors are loading the model
+    started = cfg.model_dump_json()  # the key of a pool ``run`` started for this config, if it did
     cfg = _with_routing_fit(cfg)
     planner = open_plan(cfg)
     recovered = reconcile_review_queue(cfg)
@@ -179,11 +179,9 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
 
     shards = announced(planner.shards())
     first = next(shards, None)
-    if first is None and started is not None:
-        started.shutdown()  # nothing to colorize
     if first is not None:
         connect(cfg.ray_address)
-        pool = started or ColorizerPool(cfg)
+        pool = _STARTED_POOLS.pop(started, None) or ColorizerPool(cfg)  # taken only when used: ``run`` ends the rest
         shown = _ImageProgress(planner)
         try:
             for result in pool.run(itertools.chain([first], shards), planner.run_id, on_progress=shown.advance):

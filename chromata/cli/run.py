@@ -102,7 +102,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from chromata import progress
-    from chromata.flows.colorize_collection import run as colorize_collection
+    from chromata.flows.colorize_collection import run as run_with_engines
 
     with Progress(
         TextColumn("[bold]colorizing"),
@@ -126,7 +126,7 @@ def run(
                     bar.update(task_id, rate=f"{t.completed / t.elapsed:.2f} images/s")
 
         with progress.listening(_Listener()):
-            summary = colorize_collection(cfg)
+            summary = run_with_engines(cfg)
     _print_summary(summary, cfg)
     if summary["failed"]:
         err.print(f"completed with {summary['failed']} failures (see the manifest's error column)")
