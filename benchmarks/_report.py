@@ -37,3 +37,15 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text)
+
+
+def publish(name: str, body: str, result: object, json_path: Path | None, write: bool = True) -> None:
+    """A benchmark's ending: print its section, save its figures as JSON when asked, and write the section
+    ``name`` of docs/benchmarks.md unless told not to."""
+    import json
+
+    print(body)
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+    if write:
+        write_section(name, body)

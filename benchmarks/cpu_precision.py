@@ -208,15 +208,10 @@ def main() -> dict[str, Any]:
     ap.add_argument("--render", type=Path, help="write the section again from an earlier run's --json")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _report import machine, write_section
+    from _report import machine, publish
 
     result = json.loads(args.render.read_text()) if args.render else measure(args)
-    body = markdown(result, args, machine())
-    print(body)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    if not args.no_write:
-        write_section("cpu-precision", body)
+    publish("cpu-precision", markdown(result, args, machine()), result, args.json, write=not args.no_write)
     return result
 
 

@@ -245,15 +245,10 @@ def main() -> dict[str, Any]:
     if not 0 < args.small < args.images:
         ap.error("--small must be between 0 and --images")
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _report import machine, write_section
+    from _report import machine, publish
 
     result = measure(args)
-    body = markdown(result, args, machine())
-    print(body)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    if not args.no_write:
-        write_section("throughput", body)
+    publish("throughput", markdown(result, args, machine()), result, args.json, write=not args.no_write)
     return result
 
 
