@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from chromata import allocator
 from chromata.config import RunConfig
 from chromata.errors import ConfigError, StorageError
 from chromata.metrics import METRICS
@@ -70,6 +71,7 @@ class ColorizerActor:
             "model_id": id(self.processor.model),
             "threads": self.processor.threads,
             "shards_done": self.shards_done,
+            "allocator": os.environ.get("GLIBC_TUNABLES", ""),
         }
 
 
@@ -164,7 +166,8 @@ class ColorizerPool:
             )
         self.cfg = cfg
         # SPREAD: actors on as many nodes as possible, so a lost node takes as few of them as possible
-        self.options = {**opts, "scheduling_strategy": "SPREAD"}
+        # and each actor's process started with the allocator settings that keep its per-image arrays mapped
+        self.options = {**opts, "scheduling_strategy": "SPREAD", "runtime_env": {"env_vars": allocator.worker_env()}}
         self.actors = [self._start() for _ in range(cfg.workers)]
         self.queued = METRICS.pool_queue.labels(cfg.collection_name)
         log.info("started %d colorizer actors with %s", len(self.actors), opts)

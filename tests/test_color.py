@@ -1,7 +1,8 @@
+import cv2
 import numpy as np
 import pytest
 
-from chromata import color
+from chromata import color, kernels
 from tests.conftest import gradient_gray
 
 
@@ -38,9 +39,14 @@ def test_16bit_precision_survives_merge():
     assert len(np.unique(out[..., 1])) > 256  # more levels than 8 bits could hold
 
 
-def test_8bit_merge_by_table_equals_exact_companding():
+@pytest.mark.parametrize("fused", [True, False], ids=["numba kernel", "opencv passes"])
+def test_8bit_merge_by_table_equals_exact_companding(fused, monkeypatch):
     """The 8-bit output path (linear light -> sRGB by look-up table) is the exact path to within one level,
-    grey stays grey, and 16-bit outputs take the exact path unchanged."""
+    grey stays grey, and 16-bit outputs take the exact path unchanged — fused into one pass by numba
+    (chromata.kernels, what runs) and as OpenCV passes (where numba is missing)."""
+    assert kernels.available()  # numba is a dependency: the fused kernel must be what runs here
+    if not fused:
+        monkeypatch.setattr(kernels, "available", lambda: False)
     rng = np.random.default_rng(3)
     lightness = rng.uniform(0, 100, (90, 130)).astype(np.float32)
     for spread in (0.0, 10.0, 60.0):  # none, moderate and out-of-gamut chroma
@@ -54,6 +60,27 @@ def test_8bit_merge_by_table_equals_exact_companding():
     exact16 = color.from_unit_float(color.merge_chroma(lightness, ab), np.uint16)
     banded16 = color.merge_chroma_to(lightness, ab, np.uint16)  # the exact path, in bands: float rounding only
     assert banded16.dtype == np.uint16 and np.abs(banded16.astype(int) - exact16.astype(int)).max() <= 1
+
+
+def test_fast_paths_equal_the_plain_ones():
+    """The speed-ups of issue #17 change no value: the 16-bit table look-up by ``cv2.remap`` (also on rows
+    wider than remap takes), the branch-free f⁻¹ (its linear part, the breakpoint and the cube), L* of 8-bit
+    grey by ``cv2.LUT``, and the block reduction by ``cv2.resize`` against numpy's block means."""
+    rng = np.random.default_rng(5)
+    table = color._srgb8_lut()
+    for shape in ((64, 5760), (3, 40000), (1, 1)):
+        index = rng.integers(0, 65536, shape, dtype=np.uint16)
+        assert np.array_equal(color.lookup16(table, index), table[index])
+    t = np.linspace(-0.3, 1.4, 100_000, dtype=np.float32).reshape(100, -1)
+    assert np.abs(color._f_inv_inplace(t.copy()) - color._f_inv(t)).max() < 2e-6
+    grey = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    assert np.array_equal(color.grey_pixels_to_lightness(grey), color._lightness_lut(256)[grey])
+    light = rng.uniform(0, 100, (2 * 1024 + 7, 1500)).astype(np.float32)  # factor 3, a partial last block
+    factor = color.reduction_factor(1500, light.shape[0])
+    n = light.shape[0] // factor * factor
+    rows = light[:n].reshape(n // factor, factor, -1).mean(axis=1)
+    expected = cv2.resize(rows, (round(1500 / factor), n // factor), interpolation=cv2.INTER_AREA)
+    assert np.abs(color.reduce_lightness(light)[: n // factor] - expected).max() < 1e-3
 
 
 @pytest.mark.parametrize(
@@ -77,3 +104,18 @@ def test_colourfulness_orders_images():
     vivid[8:, :, 1] = 1.0
     assert color.colourfulness(gray) == pytest.approx(0.0)
     assert color.colourfulness(vivid) > 50
+
+
+def test_fused_and_opencv_merges_agree_on_a_scan(monkeypatch):
+    """The two 8-bit merges on a photograph-like scan (smooth chroma, every grey level): within one level of
+    each other everywhere, and identical almost everywhere (they round at different points)."""
+    rng = np.random.default_rng(11)
+    grey = cv2.GaussianBlur(rng.integers(0, 256, (300, 451), dtype=np.uint8), (0, 0), 2)
+    grey[:4] = np.arange(451, dtype=np.int64)[None, :] % 256  # every level, black to white
+    lightness = color.lightness_of(grey)
+    ab = cv2.GaussianBlur(rng.normal(0, 40, (32, 32, 2)).astype(np.float32), (0, 0), 2) * 3
+    fused = color.merge_chroma_to(lightness, ab, np.uint8)
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    passes = color.merge_chroma_to(lightness, ab, np.uint8)
+    diff = np.abs(fused.astype(int) - passes.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3

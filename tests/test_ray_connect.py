@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from chromata import allocator
 from chromata.config import build_config
 from chromata.errors import ConfigError
 
@@ -78,6 +79,9 @@ def test_an_actor_runs_as_many_threads_as_it_was_given_cpus(ray_local, collectio
     for workers, threads in ((1, 2), (2, 1)):  # ray_local has 2 CPUs
         pool = ColorizerPool(build_config(source=str(collection), destination=str(tmp_path / "o"), workers=workers))
         try:
-            assert [info["threads"] for info in pool.info()] == [threads] * workers
+            infos = pool.info()
+            assert [info["threads"] for info in infos] == [threads] * workers
+            # each actor's process started with the allocator settings (chromata.allocator)
+            assert all(info["allocator"] == allocator.worker_env()["GLIBC_TUNABLES"] for info in infos)
         finally:
             pool.shutdown()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from chromata import confidence
+from chromata import confidence, kernels
 from chromata.config import RunConfig
 from chromata.errors import Failure
 from chromata.manifest import ImageRecord, params_json
@@ -88,6 +88,7 @@ class ShardProcessor:
                 cfg.model, device=cfg.device, temperature=cfg.temperature, chroma_gamma=cfg.chroma_gamma
             )
             warm_up(model)  # ready for the first batch: an engine loads its model off the run's critical path
+            kernels.prepare()  # and compiles the merge kernel (chromata.kernels) before its first image
         self.model = model
         self.source: Storage = ReadOnlyStorage(open_storage(cfg.source, cfg.endpoint_url))
         self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)
