@@ -33,7 +33,10 @@ def _compiled() -> Any:
         return None
     if getattr(numba.config, "DISABLE_JIT", False):  # interpreted it would be ~100x slower than OpenCV
         return None
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(_merge8)
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    exp = jit(_exp_nonpositive)
+    globals()["_exp"] = exp  # what the decoding kernel calls, compiled
+    return {"merge8": jit(_merge8), "decode": jit(_decode)}
 
 
 def available() -> bool:
@@ -45,6 +48,7 @@ def prepare() -> None:
     if available():
         one = np.zeros((1, 1), np.float32)
         merge8(one, one, one.copy(), np.eye(3, dtype=np.float32), np.zeros(65536, np.uint8))
+        decode_distribution(np.zeros((1, 2, 1, 1), np.float32), np.zeros((2, 2), np.float32), 0.38)
 
 
 def merge8(
@@ -56,11 +60,30 @@ def merge8(
 ) -> NDArray[np.uint8]:
     """(H, W) L*, a/500 and −b/200 at full resolution, the XYZ/white → linear BGR matrix and the 65 536-entry
     linear → 8-bit sRGB table -> (H, W, 3) uint8 BGR (``chromata.color.merge_chroma_to`` for 8-bit)."""
-    kernel = _compiled()
-    assert kernel is not None, "kernels.merge8 without numba: check kernels.available() first"
+    kernels = _compiled()
+    assert kernels is not None, "kernels.merge8 without numba: check kernels.available() first"
     out = np.empty((*lightness.shape, 3), np.uint8)
-    kernel(lightness, fa, fb, matrix, table, out)
+    kernels["merge8"](lightness, fa, fb, matrix, table, out)
     return out
+
+
+def decode_distribution(
+    logits: NDArray[np.float32], centres: NDArray[np.float32], temperature: float
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``chromata.models.ab_bins.decode_distribution`` on a CPU: (N, Q, H, W) logits and the (Q, 2) ab of the
+    bins -> ((N, 2, H, W) annealed-mean ab, (N, H, W) normalised entropy), in one pass over the logits
+    (torch's takes eight, each over the whole (N, Q, H, W) tensor: 10-14 ms an image at 256², this 6 ms).
+    The exponentials are ``_exp_nonpositive``'s: ab within 0.003 and the entropy within 1e-5 of torch's."""
+    kernels = _compiled()
+    assert kernels is not None, "kernels.decode_distribution without numba: check kernels.available() first"
+    n, q, h, w = logits.shape
+    ab = np.empty((n, 2, h * w), np.float32)
+    entropy = np.empty((n, h * w), np.float32)
+    flat = np.ascontiguousarray(logits, dtype=np.float32).reshape(n, q, h * w)
+    ca = np.ascontiguousarray(centres[:, 0], dtype=np.float32)
+    cb = np.ascontiguousarray(centres[:, 1], dtype=np.float32)
+    kernels["decode"](flat, ca, cb, np.float32(1.0 / temperature), ab, entropy)
+    return ab.reshape(n, 2, h, w), entropy.reshape(n, h, w)
 
 
 def _merge8(light: Any, fa: Any, fb: Any, m: Any, table: Any, out: Any) -> None:  # pragma: no cover - compiled
@@ -95,3 +118,60 @@ def _merge8(light: Any, fa: Any, fb: Any, m: Any, table: Any, out: Any) -> None:
         for x in range(w):  # the table look-ups apart: the loop above stays free of gathers and vectorises
             for c in range(3):
                 out[y, x, c] = table[index[x, c]]
+
+
+def _exp_nonpositive(z: Any) -> Any:  # pragma: no cover - compiled
+    """exp(z) for z ≤ 0 in arithmetic only (so that a loop calling it vectorises): exp(z/1024)^1024, a degree-5
+    polynomial then ten squarings; relative error below 1e-4; z is clamped at −80 (exp(−80) ≈ 2e-35, a normal
+    float: no denormals, which would stall the CPU, and nothing that weighs against a bin of weight 1)."""
+    t = max(z, np.float32(-80.0)) * np.float32(1.0 / 1024.0)
+    p = np.float32(1.0 / 24.0) + t * np.float32(1.0 / 120.0)  # Horner, from the t⁵ term down
+    p = np.float32(1.0 / 6.0) + t * p
+    p = np.float32(0.5) + t * p
+    p = np.float32(1.0) + t * p
+    p = np.float32(1.0) + t * p
+    for _ in range(10):
+        p = p * p
+    return p
+
+
+_exp = _exp_nonpositive  # replaced by its compiled self in ``_compiled``
+
+
+def _decode(logits: Any, ca: Any, cb: Any, inv_t: Any, ab: Any, entropy: Any) -> None:  # pragma: no cover
+    """Per pixel: m = max logit; z = logit − m; over the bins, s = Σ e^z, Σ z e^z, and with the annealed
+    weights e^(z/T): their sum and the a, b they weigh. Entropy = (log s − Σ z e^z / s) / log Q. Pixels in
+    chunks, the bins outside: every inner loop runs along contiguous pixels and vectorises."""
+    n, q, hw = logits.shape
+    chunk = 512
+    top = np.empty(chunk, np.float32)
+    s = np.empty(chunk, np.float32)
+    sz = np.empty(chunk, np.float32)
+    st = np.empty(chunk, np.float32)
+    sa = np.empty(chunk, np.float32)
+    sb = np.empty(chunk, np.float32)
+    log_q = np.float32(np.log(np.float32(q)))
+    for i in range(n):
+        for p0 in range(0, hw, chunk):
+            m = min(chunk, hw - p0)
+            for p in range(m):
+                top[p] = logits[i, 0, p0 + p]
+                s[p] = sz[p] = st[p] = sa[p] = sb[p] = np.float32(0.0)
+            for k in range(1, q):
+                for p in range(m):
+                    top[p] = max(top[p], logits[i, k, p0 + p])
+            for k in range(q):
+                a, b = ca[k], cb[k]
+                for p in range(m):
+                    z = logits[i, k, p0 + p] - top[p]
+                    e = _exp(z)
+                    s[p] += e
+                    sz[p] += e * z
+                    et = _exp(z * inv_t)
+                    st[p] += et
+                    sa[p] += et * a
+                    sb[p] += et * b
+            for p in range(m):
+                entropy[i, p0 + p] = (np.log(s[p]) - sz[p] / s[p]) / log_q
+                ab[i, 0, p0 + p] = sa[p] / st[p]
+                ab[i, 1, p0 + p] = sb[p] / st[p]

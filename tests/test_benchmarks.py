@@ -130,3 +130,26 @@ def test_cpu_precision_benchmark_runs(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 5 and rows[0]["p99_levels"] == 0 == rows[0]["max_levels"]  # the shipped one against itself
     assert all(r["images_per_s"] > 0 for r in rows if "images_per_s" in r)
+
+
+@pytest.mark.slow
+def test_pixel_steps_benchmark_runs(tmp_path):
+    out = tmp_path / "steps.json"
+    proc = _run_benchmark("pixel_steps.py", "--images", "8", "--rounds", "1", "--before", "HEAD", "--no-write",
+                          "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert list(result["ms_per_image"]) == ["before (HEAD)", "this tree"]
+    for steps in result["ms_per_image"].values():
+        assert len(steps) == 10 and all(ms > 0 for ms in steps.values())
+
+
+@pytest.mark.slow
+def test_quality_unchanged_benchmark_runs(tmp_path):
+    out = tmp_path / "quality.json"
+    proc = _run_benchmark("quality_unchanged.py", "--before", "HEAD", "--limit", "2", "--no-write", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["photos"] == 2
+    ciede = result["metrics"]["ciede2000"]
+    assert ciede["before"] > 0 and abs(ciede["relative_change"]) < 0.01  # this tree against its own commit

@@ -89,8 +89,18 @@ def decode_distribution(
     and a batched matrix product over the Q bins instead of softmax, log-softmax, exp and einsum
     (2.3x faster on a CPU; the same values to float rounding). Overwrites nothing the caller keeps:
     works on its own shifted copy of ``logits``. ``centers``: the (Q, 2) ab of the bins (default: this
-    package's 529). Returns ((N, 2, H, W) ab, (N, H, W) uncertainty)."""
+    package's 529). Returns ((N, 2, H, W) ab, (N, H, W) uncertainty). On a CPU the work is done by
+    ``chromata.kernels.decode_distribution`` when numba is there (the same to 0.003 in ab)."""
     n, q, h, w = logits.shape
+    from chromata import kernels
+
+    fusable = logits.device.type == "cpu" and logits.dtype == torch.float32 and not logits.requires_grad
+    if fusable and kernels.available():
+        # on a CPU, one fused pass (chromata.kernels): ~2x these eight whole-tensor passes
+        ab_np, unc_np = kernels.decode_distribution(
+            logits.detach().numpy(), (bin_centers() if centers is None else centers).float().numpy(), temperature
+        )
+        return torch.from_numpy(ab_np), torch.from_numpy(unc_np)
     z = logits - logits.amax(dim=1, keepdim=True)  # log-sum-exp stabilised
     e = torch.exp(z)
     s = e.sum(dim=1)
