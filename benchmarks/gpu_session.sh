@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared session on a GPU machine: the GPU tests, the GPU throughput run of benchmark 4
+# One prepared session on a GPU machine: the GPU tests, issue #17's throughput on the GPU node, the GPU run of benchmark 4
 # (fp16 autocast and fp32), and the adversarial-vs-control training experiment (docs/quality.md).
 # Usage: OUT=results DATA=../shared/data/photos bash benchmarks/gpu_session.sh [base-minutes] [stage-minutes]
 # Each step is bounded by `timeout` and writes its result as soon as it has one.
@@ -15,7 +15,14 @@ step() { echo "=== $(date -u +%T) $*"; }
 
 step gpu; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-step tests; timeout 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_models.py tests/test_pipeline.py
+step tests; timeout 120 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_models.py tests/test_pipeline.py \
+  tests/test_color.py
+# issue #17: steady state against the bare decode + encode loop on this node's cores, one actor and four per GPU
+# (each with its share of the cores), the merge in torch on the GPU; the CPU run on the same node for scale
+step throughput-gpu; timeout 300 python3 benchmarks/throughput.py --images 320 --small 32 --repeats 1 \
+  --device cuda --workers 4 --no-write --json "$OUT/throughput-gpu-4.json"
+step throughput-gpu-1; timeout 200 python3 benchmarks/throughput.py --images 320 --small 32 --repeats 1 \
+  --device cuda --workers 1 --no-write --json "$OUT/throughput-gpu-1.json"
 step pipeline-fp16; timeout 150 python3 benchmarks/pipeline_efficiency.py --device cuda --images 64 \
   --megapixels 1 4 --batch-size 16 --threads "$(nproc)" --json "$OUT/pipeline-gpu-fp16.json"
 step pipeline-fp32; timeout 100 python3 benchmarks/pipeline_efficiency.py --device cuda --precision fp32 \

@@ -110,10 +110,13 @@ def before_tree(rev: str, work: Path) -> Path:
     return tree
 
 
-def chromata_run(src: Path, out: Path, queue: Path, tree: Path = ROOT) -> float:
+def chromata_run(
+    src: Path, out: Path, queue: Path, tree: Path = ROOT, device: str = "cpu", workers: int = 1
+) -> float:
     """One ``chromata run`` of ``src`` into a fresh ``out`` in a fresh process, with the code of ``tree``;
     its wall time."""
-    cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--device", "cpu"]
+    cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--device", device]
+    cmd += ["--workers", str(workers)]
     cmd += ["--review-db", f"sqlite:///{queue}"]
     env = tree_env(tree)
     t = time.perf_counter()
@@ -173,7 +176,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     for name, src in (("small", small), ("all", big)):
                         run_dir = work / f"run-{len(walls[label][name])}-{name}-{tree.name}"
                         run_dir.mkdir()
-                        wall = chromata_run(src, run_dir / "out", run_dir / "queue.sqlite", tree)
+                        queue = run_dir / "queue.sqlite"
+                        wall = chromata_run(src, run_dir / "out", queue, tree, args.device, args.workers)
                         walls[label][name].append(round(wall, 2))
                         print(json.dumps({"tree": label, name: wall}), flush=True)
         finally:
@@ -198,9 +202,12 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
         "",
         f"`python benchmarks/throughput.py --images {r['images']} --small {r['small']} --repeats {args.repeats}"
         + (f" --before {args.before}" if args.before else "")
+        + (f" --device {args.device}" if args.device != "cpu" else "")
+        + (f" --workers {args.workers}" if args.workers != 1 else "")
         + f"` — {r['images']} grey {SIZE[0]} × {SIZE[1]} JPEG scans ({r['megapixels']:.1f} MP, quality {QUALITY}, "
         f"{r['mean_file_kb']:.0f} KiB each) made from the bundled samples; every `chromata run` is a fresh "
-        f"process with default options (one actor), the trees alternating. {machine}.",
+        f"process with default options ({args.workers} actor{'s' if args.workers > 1 else ''}, device "
+        f"{args.device}), the trees alternating. {machine}.",
         "",
         "| | images/s | × bare loop | start-up | wall time of every try |",
         "|---|---:|---:|---:|---|",
@@ -239,6 +246,8 @@ def main() -> dict[str, Any]:
     ap.add_argument("--small", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2, help="tries of each measurement; the fastest is used")
     ap.add_argument("--before", metavar="REV", help="also run the commands with the code of this commit")
+    ap.add_argument("--device", default="cpu", help="chromata run --device (auto or cuda on a GPU node)")
+    ap.add_argument("--workers", type=int, default=1, help="chromata run --workers (actors; several per GPU)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()

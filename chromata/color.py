@@ -247,6 +247,7 @@ def _f_inv_inplace(t: F32) -> F32:
 
 
 _XYZN_INV_BGR = np.ascontiguousarray(_XYZN_INV[::-1])
+XYZN_TO_LINEAR_BGR = _XYZN_INV_BGR  # public: X/Xn, Y/Yn, Z/Zn -> linear B, G, R (the torch merge uses it)
 
 
 LINEAR_STEPS = 65535  # linear-light resolution of the 8-bit companding table

@@ -119,3 +119,50 @@ def test_fused_and_opencv_merges_agree_on_a_scan(monkeypatch):
     passes = color.merge_chroma_to(lightness, ab, np.uint8)
     diff = np.abs(fused.astype(int) - passes.astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def _photo_like(seed: int, dtype=np.uint8):
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(dtype).max
+    grey = cv2.GaussianBlur(rng.uniform(0, top, (130, 171)).astype(np.float32), (0, 0), 2)
+    grey[:3] = np.linspace(0, top, 171)[None, :]  # black to white
+    lightness = color.lightness_of(np.clip(grey, 0, top).astype(dtype))
+    ab = cv2.GaussianBlur(rng.normal(0, 40, (16, 16, 2)).astype(np.float32), (0, 0), 1.5) * 3
+    return lightness, ab
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_torch_merge_equals_the_cpu_path(dtype):
+    """The per-pixel work a GPU node does in torch (chromata.torchcolor.merge_chroma_to), run here on the CPU
+    through the same torch code: within one level of the CPU path, for 8- and 16-bit outputs, in-gamut and
+    clipped colours alike."""
+    from chromata import torchcolor
+
+    lightness, ab = _photo_like(7, dtype)
+    on_torch = torchcolor.merge_chroma_to(lightness, ab, dtype, "cpu")
+    on_cpu = color.merge_chroma_to(lightness, ab, dtype)
+    assert on_torch.dtype == np.dtype(dtype) and on_torch.shape == on_cpu.shape == (130, 171, 3)
+    assert np.abs(on_torch.astype(int) - on_cpu.astype(int)).max() <= 1
+    assert len(np.unique(on_cpu.reshape(-1, 3), axis=0)) > 1000  # real colour, not a flat image
+
+
+def test_the_merge_runs_where_the_model_runs():
+    from chromata import torchcolor
+    from chromata.pipeline.still import merge_on
+
+    assert merge_on("cpu") is color.merge_chroma_to
+    gpu = merge_on("cuda:1")
+    assert gpu.func is torchcolor.merge_chroma_to and gpu.keywords == {"device": "cuda:1"}
+
+
+@pytest.mark.gpu
+def test_torch_merge_on_the_gpu_equals_the_cpu_path():
+    import torch
+
+    from chromata import torchcolor
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    lightness, ab = _photo_like(8)
+    on_gpu = torchcolor.merge_chroma_to(lightness, ab, np.uint8, "cuda")
+    assert np.abs(on_gpu.astype(int) - color.merge_chroma_to(lightness, ab, np.uint8).astype(int)).max() <= 1

@@ -11,6 +11,7 @@ from chromata.config import RunConfig
 from chromata.errors import ImageError
 from chromata.models import Colorizer
 from chromata.pipeline.output import format_for
+from chromata.pipeline.still import merge_on
 from chromata.pipeline.work import Colorized, Encoded, Item, Skip
 
 
@@ -41,9 +42,10 @@ class PagesHandler:
         bs = max(1, self.cfg.batch_size)
         preds = [self.model.predict_ab(np.stack(works[i : i + bs])) for i in range(0, len(works), bs)]
         abs_ = [ab for pred in preds for ab in pred.ab]
+        merge = merge_on(self.model.device)
         uncertainty = [u for pred in preds for u in pred.uncertainty]
         outs = [
-            labels.visible_label(color.merge_chroma_to(li, ab, page.dtype), self.cfg.label)
+            labels.visible_label(merge(li, ab, page.dtype), self.cfg.label)
             for li, ab, page in zip(lights, abs_, pages, strict=True)
         ]
         carried = labels.source_metadata_tiff(item.data)

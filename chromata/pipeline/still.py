@@ -3,7 +3,12 @@ with other stills by the scheduler, then merged with the full-resolution L* in a
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from numpy.typing import NDArray
 
 from chromata import color, inputchecks, labels
 from chromata.config import RunConfig
@@ -24,10 +29,25 @@ class PreparedStill:
     reasons: list[str]
 
 
+Merge = Callable[[F32, F32, Any], NDArray[Any]]
+
+
+def merge_on(device: str) -> Merge:
+    """The full-resolution merge (L* + the model's chroma -> output pixels) where the model runs: on a GPU in
+    torch (``chromata.torchcolor.merge_chroma_to``), leaving the node's cores to decoding and encoding; on a
+    CPU by ``chromata.color`` (numba's fused pass). The two agree within one level."""
+    if device.startswith("cuda"):
+        from chromata import torchcolor
+
+        return functools.partial(torchcolor.merge_chroma_to, device=device)
+    return color.merge_chroma_to
+
+
 class StillHandler:
     def __init__(self, cfg: RunConfig, model: Colorizer) -> None:
         self.cfg, self.model = cfg, model
         self.encode_opts = EncodeOptions(jpeg_quality=cfg.jpeg_quality)
+        self.merge = merge_on(model.device)
 
     def prepare(self, item: Item) -> PreparedStill | Skip:
         assert item.data is not None and item.info is not None  # routing reads stills
@@ -45,7 +65,7 @@ class StillHandler:
 
     def render(self, p: PreparedStill, ab: F32, uncertainty: F32) -> Colorized:
         fmt = p.fmt
-        pixels = labels.visible_label(color.merge_chroma_to(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
+        pixels = labels.visible_label(self.merge(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
         h, w = pixels.shape[:2]
         source = p.item.data or b""
 
