@@ -94,7 +94,7 @@ def noise_sigma(lightness: F32) -> float:
     if min(img.shape) < 8:
         return 0.0
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    response = cv2.absdiff(cv2.filter2D(img, cv2.CV_32F, kernel), 0.0)[1:-1, 1:-1]
+    response = np.abs(cv2.filter2D(img, cv2.CV_32F, kernel))[1:-1, 1:-1]
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0)[1:-1, 1:-1]
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1)[1:-1, 1:-1]
     grad = cv2.magnitude(np.ascontiguousarray(gx), np.ascontiguousarray(gy))  # OpenCV passes: a third the time
