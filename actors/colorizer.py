@@ -89,10 +89,17 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except (ConnectionError, TimeoutError, RuntimeError) as exc:
-            raise ConfigError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())}") from None
+            hint = ""
+            if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":  # Ray sends no token to an explicit address
+                hint = (
+                    "; if the cluster uses token authentication (the default of `ray start --head`), set "
+                    "RAY_AUTH_MODE=token with its token in RAY_AUTH_TOKEN or ~/.ray/auth_token"
+                )
+            raise ConfigError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())}{hint}") from None
     else:
         _quiet_default_token_auth_notice()
         ray.init(
+            address="local",  # a new instance: never a cluster some `ray start` left running on this machine
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,
             object_store_memory=256 * 1024 * 1024,

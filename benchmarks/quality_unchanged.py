@@ -61,13 +61,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _shown(path: Path) -> str:
+    """A path as a reader of docs/ would type it from the repository's root."""
+    return os.path.relpath(path.resolve(), ROOT)
+
+
 def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
     lines = [
         "## Quality unchanged by the speed-ups (`benchmarks/quality_unchanged.py`)",
         "",
-        f"`python benchmarks/quality_unchanged.py --data {args.data} --before {args.before}` — `chromata eval` of "
-        f"the built-in model on the {r['photos']} validation photos with the code of {args.before} and of this "
-        f"tree. {machine}.",
+        f"`python benchmarks/quality_unchanged.py --data {_shown(args.data)} --before {args.before}` — "
+        f"`chromata eval` of the built-in model on the {r['photos']} validation photos with the code of "
+        f"{args.before} and of this tree. {machine}.",
         "",
         f"| | before ({args.before}) | this tree | change | largest change on one photo |",
         "|---|---:|---:|---:|---:|",

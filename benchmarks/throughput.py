@@ -13,20 +13,26 @@ colorizer can avoid (decoding each scan, encoding a colour file), and its start-
     python benchmarks/throughput.py --images 80 --small 16 --before REV
 
 ``--before REV`` runs the same ``chromata run``s with the code of commit REV too (a git worktree made for
-the run), the two trees alternating, for a before/after in one run. Writes its section of
-docs/benchmarks.md (``throughput``); no test asserts a time.
+the run), the two trees alternating, for a before/after in one run. ``--warm`` also runs this tree's
+commands against a Ray head and a Prefect server started once and left running (``RAY_ADDRESS``,
+``PREFECT_API_URL``), as on a machine that colorizes every night: the start-up then left is chromata's own.
+Writes its section of docs/benchmarks.md (``throughput``); no test asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +91,52 @@ def bare_loop(files: list[Path], processes: int, repeats: int) -> float:
     return best
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_engines(work: Path) -> Iterator[dict[str, str]]:
+    """A Ray head and a Prefect server started once and left running — a machine that colorizes every night
+    (``chromata serve``), or a cluster — and the environment that makes ``chromata run`` join them
+    (``RAY_ADDRESS``, ``PREFECT_API_URL``) instead of starting its own."""
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "RAY_ADDRESS": ""}
+    env.pop("PREFECT_API_URL", None)
+    ray_port, api_port = _free_port(), _free_port()
+    head = subprocess.Popen(  # --block: stopping this process stops the processes it started, and no other Ray
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={ray_port}",
+         f"--num-cpus={os.cpu_count()}", "--include-dashboard=false", "--disable-usage-stats",
+         f"--object-store-memory={256 * 2**20}", f"--temp-dir={work / 'ray'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},  # SIGTERM stops it at once (no 30 s drain)
+    )  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(api_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "PREFECT_HOME": str(work / "prefect")},
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{api_port}/api"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2).close()
+                socket.create_connection(("127.0.0.1", ray_port), timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None or head.poll() is not None:
+                    raise SystemExit("the Ray head or the Prefect server did not come up") from None
+                time.sleep(0.5)
+        time.sleep(3)  # the head's raylet registers after its GCS answers
+        # the head has Ray's default token authentication; a driver given its address sends the token when told
+        yield {"RAY_ADDRESS": f"127.0.0.1:{ray_port}", "RAY_AUTH_MODE": "token", "PREFECT_API_URL": url}
+    finally:
+        for proc in (server, head):
+            proc.terminate()
+            proc.wait(timeout=120)
+
+
 def tree_env(tree: Path) -> dict[str, str]:
     """The environment of a command that runs chromata from ``tree`` (its own Prefect, a fresh local Ray)."""
     env = {**os.environ, "RAY_ADDRESS": "", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -111,14 +163,20 @@ def before_tree(rev: str, work: Path) -> Path:
 
 
 def chromata_run(
-    src: Path, out: Path, queue: Path, tree: Path = ROOT, device: str = "cpu", workers: int = 1
+    src: Path,
+    out: Path,
+    queue: Path,
+    tree: Path = ROOT,
+    device: str = "cpu",
+    workers: int = 1,
+    engines: dict[str, str] | None = None,
 ) -> float:
-    """One ``chromata run`` of ``src`` into a fresh ``out`` in a fresh process, with the code of ``tree``;
-    its wall time."""
+    """One ``chromata run`` of ``src`` into a fresh ``out`` in a fresh process, with the code of ``tree``
+    (joining running ``engines`` when given); its wall time."""
     cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--device", device]
     cmd += ["--workers", str(workers)]
     cmd += ["--review-db", f"sqlite:///{queue}"]
-    env = tree_env(tree)
+    env = {**tree_env(tree), **(engines or {})}
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, cwd=out.parent)
     wall = time.perf_counter() - t
@@ -183,6 +241,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if args.before:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / "before")])
+        if args.warm:
+            label = "this tree, joining running engines"
+            walls[label] = {"small": [], "all": []}
+            with running_engines(work) as engines:
+                for _ in range(args.repeats):
+                    for name, src in (("small", small), ("all", big)):
+                        run_dir = work / f"warm-{len(walls[label][name])}-{name}"
+                        run_dir.mkdir()
+                        wall = chromata_run(src, run_dir / "out", run_dir / "queue.sqlite", ROOT, args.device,
+                                            args.workers, engines)  # fmt: skip
+                        walls[label][name].append(round(wall, 2))
+                        print(json.dumps({"tree": label, name: wall}), flush=True)
         pieces = startup_pieces(args.repeats)
     return {
         "images": args.images,
@@ -202,6 +272,7 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
         "",
         f"`python benchmarks/throughput.py --images {r['images']} --small {r['small']} --repeats {args.repeats}"
         + (f" --before {args.before}" if args.before else "")
+        + (" --warm" if args.warm else "")
         + (f" --device {args.device}" if args.device != "cpu" else "")
         + (f" --workers {args.workers}" if args.workers != 1 else "")
         + f"` — {r['images']} grey {SIZE[0]} × {SIZE[1]} JPEG scans ({r['megapixels']:.1f} MP, quality {QUALITY}, "
@@ -246,6 +317,8 @@ def main() -> dict[str, Any]:
     ap.add_argument("--small", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2, help="tries of each measurement; the fastest is used")
     ap.add_argument("--before", metavar="REV", help="also run the commands with the code of this commit")
+    ap.add_argument("--warm", action="store_true",
+                    help="also run this tree joining a Ray head and a Prefect server left running")  # fmt: skip
     ap.add_argument("--device", default="cpu", help="chromata run --device (auto or cuda on a GPU node)")
     ap.add_argument("--workers", type=int, default=1, help="chromata run --workers (actors; several per GPU)")
     ap.add_argument("--json", type=Path, help="also write the figures here")

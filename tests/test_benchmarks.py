@@ -112,12 +112,14 @@ def test_large_scans_benchmark_runs(tmp_path):
 def test_throughput_benchmark_runs(tmp_path):
     out = tmp_path / "throughput.json"
     proc = _run_benchmark(
-        "throughput.py", "--images", "3", "--small", "1", "--repeats", "1", "--no-write", "--json", str(out)
+        "throughput.py", "--images", "3", "--small", "1", "--repeats", "1", "--warm", "--no-write", "--json", str(out)
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    (run,) = result["runs"].values()
-    assert result["bare_images_per_s"] > 0 and len(run["walls"]["all"]) == 1
+    assert list(result["runs"]) == ["this tree", "this tree, joining running engines"]
+    for run in result["runs"].values():
+        assert len(run["walls"]["all"]) == len(run["walls"]["small"]) == 1
+    assert result["bare_images_per_s"] > 0
     assert len(result["startup_pieces_s"]) == 5
 
 

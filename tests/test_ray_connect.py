@@ -2,9 +2,11 @@
 without GPUs; a plain local start prints none of Ray's notices."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -46,6 +48,46 @@ def test_a_plain_local_start_prints_no_ray_notice():
     assert out.returncode == 0, out.stderr
     assert "Token authentication" not in out.stderr + out.stdout
     assert "WARNING" not in out.stderr, out.stderr
+
+
+def test_a_head_started_by_ray_start_is_joined_with_its_token_and_refusal_says_how():
+    """``ray start --head`` turns token authentication on by default, and Ray sends no token to an explicit
+    address unless told to (so that a machine's token does not go to any address it is given): without
+    ``RAY_AUTH_MODE=token`` the run stops with one line that says so; with it, it joins."""
+    port = closed_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths under it must fit 107 bytes
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+         "--include-dashboard=false", "--disable-usage-stats", f"--object-store-memory={100 * 2**20}",
+         f"--temp-dir={temp}"],  # its address file there, not in /tmp/ray where a plain ray.init() looks
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"},  # stopped at once by SIGTERM, not drained 30 s
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+                time.sleep(0.5)
+        code = (
+            "import ray\nfrom chromata.actors.colorizer import connect\nfrom chromata.errors import ConfigError\n"
+            f"try:\n    connect('127.0.0.1:{port}')\nexcept ConfigError as exc:\n    print('refused:', exc)\n"
+            "else:\n    print('joined', int(ray.cluster_resources()['CPU']))\n    ray.shutdown()\n"
+        )
+        refused = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+        line = refused.stdout.strip().splitlines()[-1]
+        assert line.startswith("refused: cannot join the Ray cluster") and "set RAY_AUTH_MODE=token" in line, line
+        joined = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                                env={**env, "RAY_AUTH_MODE": "token"})  # fmt: skip
+        assert joined.stdout.split()[-2:] == ["joined", "1"], joined.stderr[-2000:]  # the head's one CPU
+    finally:
+        head.terminate()
+        head.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_cuda_on_a_cluster_without_gpus_is_one_config_error(ray_local, collection, tmp_path):
