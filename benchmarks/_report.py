@@ -11,6 +11,7 @@ import platform
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -49,3 +50,28 @@ def publish(name: str, body: str, result: object, json_path: Path | None, write:
         json_path.write_text(json.dumps(result, indent=2))
     if write:
         write_section(name, body)
+
+
+def main_for(
+    name: str,
+    doc: str | None,
+    add_arguments: Any,
+    measure: Any,
+    markdown: Any,
+    check: Any = None,
+) -> dict[str, Any]:
+    """The command line of a benchmark that ends with ``publish``: its own options (``add_arguments(parser)``),
+    then ``--json`` and ``--no-write``; ``check(parser, args)`` may refuse a combination; ``measure(args)``
+    gives the figures and ``markdown(result, args, machine)`` its section of docs/benchmarks.md."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    if check is not None:
+        check(ap, args)
+    result: dict[str, Any] = measure(args)
+    publish(name, markdown(result, args, machine()), result, args.json, write=not args.no_write)
+    return result

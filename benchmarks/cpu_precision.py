@@ -195,24 +195,24 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "photos")
     ap.add_argument("--photos", type=int, default=1000, help="at most this many validation photos")
     ap.add_argument("--calibration-photos", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8, help="images per batch when timing")
     ap.add_argument("--seconds", type=float, default=3.0, help="time each variant's speed for at least this long")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     ap.add_argument("--render", type=Path, help="write the section again from an earlier run's --json")
-    args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _report import machine, publish
 
-    result = json.loads(args.render.read_text()) if args.render else measure(args)
-    publish("cpu-precision", markdown(result, args, machine()), result, args.json, write=not args.no_write)
-    return result
+
+def main() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _report import main_for
+
+    def figures(args: argparse.Namespace) -> dict[str, Any]:
+        return dict(json.loads(args.render.read_text())) if args.render else measure(args)
+
+    return main_for("cpu-precision", __doc__, add_arguments, figures, markdown)
 
 
 if __name__ == "__main__":

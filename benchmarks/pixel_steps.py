@@ -162,20 +162,17 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--images", type=int, default=32, help="scans (a multiple of 8: the model runs in batches)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", metavar="REV", help="also time the steps with the code of this commit")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _report import machine, publish
 
-    result = measure(args)
-    publish("pixel-steps", markdown(result, args, machine()), result, args.json, write=not args.no_write)
-    return result
+
+def main() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _report import main_for
+
+    return main_for("pixel-steps", __doc__, add_arguments, measure, markdown)
 
 
 if __name__ == "__main__":

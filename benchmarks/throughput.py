@@ -311,8 +311,7 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
     return "\n".join(lines)
 
 
-def main() -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--images", type=int, default=80)
     ap.add_argument("--small", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2, help="tries of each measurement; the fastest is used")
@@ -321,17 +320,18 @@ def main() -> dict[str, Any]:
                     help="also run this tree joining a Ray head and a Prefect server left running")  # fmt: skip
     ap.add_argument("--device", default="cpu", help="chromata run --device (auto or cuda on a GPU node)")
     ap.add_argument("--workers", type=int, default=1, help="chromata run --workers (actors; several per GPU)")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = ap.parse_args()
+
+
+def check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not 0 < args.small < args.images:
         ap.error("--small must be between 0 and --images")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _report import machine, publish
 
-    result = measure(args)
-    publish("throughput", markdown(result, args, machine()), result, args.json, write=not args.no_write)
-    return result
+
+def main() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _report import main_for
+
+    return main_for("throughput", __doc__, add_arguments, measure, markdown, check)
 
 
 if __name__ == "__main__":
