@@ -8,9 +8,10 @@ the whole chain in registers, rows at a time: 6-7 ms, the same output to within 
 the result does not depend on the CPU's vector width.
 
 Compiled on first use (about a second; then cached beside this module, or in numba's user cache when the
-package is read-only) — workers compile it while they load their model (``prepare``). The kernels release
-the GIL, so the writer threads of a worker merge images side by side. Where numba is missing or disabled,
-``available()`` is False and ``chromata.color`` keeps its OpenCV passes.
+package is read-only, or not cached at all when neither can be written) — workers compile them while they
+load their model (``prepare``). The kernels release the GIL, so the writer threads of a worker merge images
+side by side. Where numba is missing or disabled, ``available()`` is False and ``chromata.color`` and
+``chromata.models.ab_bins`` keep their OpenCV and torch passes.
 """
 
 from __future__ import annotations
@@ -33,9 +34,16 @@ def _compiled() -> Any:
         return None
     if getattr(numba.config, "DISABLE_JIT", False):  # interpreted it would be ~100x slower than OpenCV
         return None
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-    exp = jit(_exp_nonpositive)
-    globals()["_exp"] = exp  # what the decoding kernel calls, compiled
+    try:
+        return _jitted(numba, cache=True)
+    except RuntimeError as exc:  # nowhere to cache (a read-only package and home): compile in each process
+        log.info("numba kernels not cached (%s); compiling them in this process", exc)
+        return _jitted(numba, cache=False)
+
+
+def _jitted(numba: Any, cache: bool) -> dict[str, Any]:
+    jit = numba.njit(cache=cache, nogil=True, error_model="numpy")
+    globals()["_exp"] = jit(_exp_nonpositive)  # what the decoding kernel calls, compiled
     return {"merge8": jit(_merge8), "decode": jit(_decode)}
 
 

@@ -31,3 +31,25 @@ def test_fused_distribution_decoding_equals_torch(spread, monkeypatch):
     assert float((fused_unc - unc).abs().max()) < 1e-5
     assert float((fused_ab2 - ab2).abs().max()) < 0.005
     assert float(ab.abs().max()) > 1.0  # the comparison is of real chroma, not of zeros
+
+
+def test_kernels_compile_without_a_cache_where_none_can_be_written(monkeypatch):
+    """A worker whose package and home are read-only (a hardened container): numba refuses cache=True with a
+    RuntimeError; the kernels are then compiled in the process and still run."""
+    import numba
+
+    real = numba.njit
+
+    def njit(*args, **kwargs):
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function '_merge8': no locator available for file 'kernels.py'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    kernels._compiled.cache_clear()
+    try:
+        assert kernels.available()
+        ab, unc = kernels.decode_distribution(np.zeros((1, 3, 2, 2), np.float32), np.eye(3, 2, dtype=np.float32), 0.5)
+        assert np.allclose(unc, 1.0) and np.allclose(ab, 1.0 / 3.0)  # flat logits: uniform over the 3 bins
+    finally:
+        kernels._compiled.cache_clear()  # the next test gets the cached kernels again
