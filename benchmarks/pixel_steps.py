@@ -168,11 +168,16 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--before", metavar="REV", help="also time the steps with the code of this commit")
 
 
+def check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.images < 8 or args.images % 8:
+        ap.error("--images must be a multiple of 8 (the model runs in batches of 8)")
+
+
 def main() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _report import main_for
 
-    return main_for("pixel-steps", __doc__, add_arguments, measure, markdown)
+    return main_for("pixel-steps", __doc__, add_arguments, measure, markdown, check)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,12 @@ def running_engines(work: Path) -> Iterator[dict[str, str]]:
     finally:
         for proc in (server, head):
             proc.terminate()
-            proc.wait(timeout=120)
+        for proc in (server, head):
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def tree_env(tree: Path) -> dict[str, str]:
@@ -325,6 +330,16 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not 0 < args.small < args.images:
         ap.error("--small must be between 0 and --images")
+    installed_here(ap)
+
+
+def installed_here(ap: argparse.ArgumentParser) -> None:
+    """"This tree" runs the installed chromata (an editable install maps ``chromata.flows`` and ``.actors``):
+    refuse to measure if that install is another checkout's."""
+    import chromata
+
+    if not Path(chromata.__file__).resolve().is_relative_to(ROOT):
+        ap.error(f"the installed chromata is {Path(chromata.__file__).parent}, not this tree: pip install -e {ROOT}")
 
 
 def main() -> dict[str, Any]:

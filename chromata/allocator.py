@@ -15,10 +15,15 @@ in an actor, a batch of 8: network 27 → 22 ms and decoding the distribution 16
 ``ARENA_MAX`` = 1, the same as the driver's main thread. The arena's lock is not contended here: the large
 arrays are few, and Python's small objects come from its own allocator.
 
-The cost is memory the process holds between images (at most about ``TRIM_THRESHOLD`` beyond what it uses),
-within a worker's memory budget. The settings are glibc tunables: read when a process starts, so they are
-given to the worker processes (Ray actors' ``runtime_env``), not set in a running one. Other C libraries
-ignore the variable.
+The cost is memory: blocks freed below one still in use stay mapped (glibc gives back only the free top of
+its heap, past ``TRIM_THRESHOLD``), so a worker's resident memory stays near the peak of what it has held —
+per-image arrays and a batch's activations, within its memory budget (``benchmarks/large_scans.py``
+measures a worker's peak). The settings are glibc tunables: read when a process starts, so they are given to
+the worker processes (Ray actors' ``runtime_env``, built from the driver's environment: an operator's own
+``GLIBC_TUNABLES`` is set where the run is started, and wins over these), not set in a running one. A glibc
+that does not take a threshold this large, or another C library, ignores them: the worker then runs as
+before, only slower. Measured on 2 cores; ``ARENA_MAX`` = 1 serialises malloc across a worker's threads, which
+costs nothing here because the allocations that matter are few and large.
 """
 
 from __future__ import annotations

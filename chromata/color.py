@@ -284,7 +284,8 @@ MERGE_ROWS = 64  # rows merged at a time: the float intermediates of a band stay
 
 
 def merge_chroma_to(lightness: F32, ab_lowres: F32, dtype: np.dtype[Any] | type) -> NDArray[Any]:
-    """``merge_chroma`` quantised to ``dtype``, computed in bands of ``MERGE_ROWS`` rows once the chroma is
+    """``merge_chroma`` quantised to ``dtype``. 8-bit: one fused pass (``chromata.kernels.merge8``) where numba
+    is there; otherwise, and for 16-bit, OpenCV passes in bands of ``MERGE_ROWS`` rows once the chroma is
     upsampled (20-30 % faster than whole-image passes on a 2.5 MP scan: a band's float intermediates stay
     in the CPU's caches)."""
     h, w = lightness.shape
@@ -320,7 +321,8 @@ def lookup16(table: NDArray[np.uint8], index: NDArray[np.uint16]) -> NDArray[np.
     256 × 256 image, each index's low and high bytes its (x, y) — on a little-endian machine, the bytes of
     a uint16 are already those pairs — fetched by ``cv2.remap`` with nearest-neighbour sampling. The same
     values as numpy's indexing at ~2x its speed on a merge band (the steps of the 8-bit merge's last pass)."""
-    if sys.byteorder != "little" or index.ndim != 2 or not index.flags.c_contiguous:
+    native = index.dtype == np.dtype(np.uint16) and index.dtype.isnative and sys.byteorder == "little"
+    if not native or index.ndim != 2 or not index.flags.c_contiguous or index.shape[0] >= _REMAP_MAX:
         out: NDArray[np.uint8] = table[index]
         return out
     h, w = index.shape

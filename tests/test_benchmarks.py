@@ -155,3 +155,4 @@ def test_quality_unchanged_benchmark_runs(tmp_path):
     assert result["photos"] == 2
     ciede = result["metrics"]["ciede2000"]
     assert ciede["before"] > 0 and abs(ciede["relative_change"]) < 0.01  # this tree against its own commit
+    assert result["levels_8bit"]["max"] <= 1  # the 8-bit outputs of the same code: equal (to a level)

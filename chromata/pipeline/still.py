@@ -37,9 +37,12 @@ def merge_on(device: str) -> Merge:
     torch (``chromata.torchcolor.merge_chroma_to``), leaving the node's cores to decoding and encoding; on a
     CPU by ``chromata.color`` (numba's fused pass). The two agree within one level."""
     if device.startswith("cuda"):
-        from chromata import torchcolor
+        import torch
 
-        return functools.partial(torchcolor.merge_chroma_to, device=device)
+        if torch.cuda.is_available():  # an ONNX model can be on a GPU (ONNX Runtime's) while torch has none
+            from chromata import torchcolor
+
+            return functools.partial(torchcolor.merge_chroma_to, device=device)
     return color.merge_chroma_to
 
 
