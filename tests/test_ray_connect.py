@@ -38,10 +38,17 @@ def test_an_unreachable_ray_address_is_one_config_error_in_seconds():
     assert not ray.is_initialized()
 
 
-def test_a_plain_local_start_prints_no_ray_notice():
+def test_a_plain_local_start_prints_no_ray_notice(collection, tmp_path):
+    """A local instance as chromata starts it: no notices, and its actors inherit the allocator settings (no
+    runtime_env of their own, so they start in a worker Ray has ready)."""
     code = (
-        "import ray\nfrom chromata.actors.colorizer import connect\n"
-        "connect(None, num_cpus=1)\nassert ray.is_initialized()\nray.shutdown()\n"
+        "import ray\nfrom chromata import allocator\nfrom chromata.actors.colorizer import ColorizerPool, connect\n"
+        "from chromata.config import build_config\n"
+        "connect(None, num_cpus=1)\nassert ray.is_initialized()\n"
+        f"pool = ColorizerPool(build_config(source={str(collection)!r}, destination={str(tmp_path / 'o')!r}))\n"
+        "assert 'runtime_env' not in pool.options, pool.options\n"
+        "assert pool.info()[0]['allocator'] == allocator.tunables(), pool.info()\n"
+        "pool.shutdown()\nray.shutdown()\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
