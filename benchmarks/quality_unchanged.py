@@ -150,10 +150,9 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
 
 
 def check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    import chromata
+    from throughput import installed_here  # "this tree" runs the installed chromata
 
-    if not Path(chromata.__file__).resolve().is_relative_to(ROOT):  # "this tree" runs the installed chromata
-        ap.error(f"the installed chromata is {Path(chromata.__file__).parent}, not this tree: pip install -e {ROOT}")
+    installed_here(ap)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

@@ -28,6 +28,8 @@ costs nothing here because the allocations that matter are few and large.
 
 from __future__ import annotations
 
+import os
+
 MMAP_THRESHOLD = 256 * 2**20  # bytes: blocks below this come from the heap (reused), not a fresh mmap
 TRIM_THRESHOLD = 256 * 2**20  # bytes of free heap top kept before it is given back to the kernel
 ARENA_MAX = 1  # every thread allocates from the main heap (see below)
@@ -50,7 +52,5 @@ def tunables(existing: str | None = None) -> str:
 
 def worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """Environment variables a colorizing worker process starts with."""
-    import os
-
     env = os.environ if environ is None else environ
     return {"GLIBC_TUNABLES": tunables(env.get("GLIBC_TUNABLES"))}

@@ -18,6 +18,7 @@ from chromata.pipeline.work import Colorized, Encoded, Item, Skip
 class PagesHandler:
     def __init__(self, cfg: RunConfig, model: Colorizer) -> None:
         self.cfg, self.model = cfg, model
+        self.merge = merge_on(model.device)
 
     def run(self, item: Item) -> Colorized | Skip:
         assert item.data is not None  # routing reads multi-page TIFFs (their size is within the budget)
@@ -42,10 +43,9 @@ class PagesHandler:
         bs = max(1, self.cfg.batch_size)
         preds = [self.model.predict_ab(np.stack(works[i : i + bs])) for i in range(0, len(works), bs)]
         abs_ = [ab for pred in preds for ab in pred.ab]
-        merge = merge_on(self.model.device)
         uncertainty = [u for pred in preds for u in pred.uncertainty]
         outs = [
-            labels.visible_label(merge(li, ab, page.dtype), self.cfg.label)
+            labels.visible_label(self.merge(li, ab, page.dtype), self.cfg.label)
             for li, ab, page in zip(lights, abs_, pages, strict=True)
         ]
         carried = labels.source_metadata_tiff(item.data)
