@@ -53,6 +53,12 @@ class RunConfig(BaseModel):
     model: str = Field("builtin", description=f"model spec: {spec_forms()}")
     temperature: float | None = Field(None, gt=0.0, le=2.0, description="annealed-mean T override")
     chroma_gamma: float | None = Field(None, ge=0.0, le=4.0, description="certainty weighting override")
+    model_size: int | None = Field(
+        None,
+        description="the model's working size in pixels (DDColor: multiple of 32, default 512; DeOldify: "
+        "multiple of 16, default 560 = render factor 35)",
+    )
+    precision: str = Field("auto", description="auto (float32), fp32 or fp16 (on a GPU, families that allow it)")
     shard_size: int = Field(500, ge=1, le=100_000)
     batch_size: int = Field(8, ge=1, le=256)
     workers: int = Field(1, ge=1, le=1024, description="colorizer actors in the Ray pool")
@@ -152,6 +158,23 @@ class RunConfig(BaseModel):
             raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
+    def _model_size(self) -> RunConfig:
+        from chromata.models import family
+
+        try:
+            family(self.model).check_size(self.model_size)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v: str) -> str:
+        if v not in ("auto", "fp32", "fp16"):
+            raise ValueError(f"unknown precision {v!r}: use auto, fp32 or fp16")
+        return v
+
+    @model_validator(mode="after")
     def _c2pa_pair(self) -> RunConfig:
         if bool(self.c2pa_cert) != bool(self.c2pa_key):
             raise ValueError("give both --c2pa-cert and --c2pa-key, or neither")
@@ -239,6 +262,8 @@ class RunConfig(BaseModel):
         """The parameters that change pixels: recorded as params_json in each row."""
         return {
             "model": self.model,
+            **({"model_size": self.model_size} if self.model_size else {}),
+            **({"precision": self.precision} if self.precision != "auto" else {}),
             "temperature": self.temperature,
             "chroma_gamma": self.chroma_gamma,
             "jpeg_quality": self.jpeg_quality,

@@ -231,6 +231,11 @@ class HarmEstimator:
         return {"estimator": self.params.get("name", "chromata-harm"), "estimator_sha256": self.sha256,
                 **{k: self.restraint[k] for k in ("strength", "gain", "scale") if k in self.restraint}}  # fmt: skip
 
+    @property
+    def is_identity(self) -> bool:
+        """Whether :meth:`restrain` leaves every colour as it is (strength 0, gain 1: the shipped setting)."""
+        return float(self.restraint.get("strength", 1.0)) <= 0 and float(self.restraint.get("gain", 1.0)) == 1.0
+
     def restrain_batch(self, lightness: F32, ab: F32) -> F32:
         """:meth:`restrain` for a batch: ``lightness`` (N, S, S), ``ab`` (N, h, w, 2)."""
         return np.stack([self.restrain(li, a) for li, a in zip(lightness, ab, strict=True)]).astype(np.float32)

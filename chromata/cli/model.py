@@ -86,15 +86,25 @@ def evaluate_cmd(
     split: Annotated[str, typer.Option(help="val (the shipped model card's held-out photos) or all")] = "val",
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N photos")] = None,
     temperature: Annotated[float | None, typer.Option(help="annealed-mean temperature override")] = None,
+    model_size: Annotated[
+        int | None, typer.Option(help="working size for the families that take one (ddcolor, deoldify)")
+    ] = None,
 ) -> None:
-    """Colour photos → remove colour → colorize → PSNR, SSIM, CIEDE2000, colourfulness vs the truth and baselines."""
+    """Colour photos → remove colour → colorize → PSNR, SSIM, CIEDE2000, colourfulness vs the truth and baselines,
+    for each --model side by side (a contact sheet included), so a curator can choose."""
     from chromata.errors import ConfigError
     from chromata.evaluation import load_images, select_photos
     from chromata.models import load_colorizer
     from chromata.quality import evaluate_models
 
     files = select_photos(data, split)
-    models = [(spec, load_colorizer(spec, temperature=temperature)) for spec in model or ["builtin"]]
+    from chromata.models import family
+
+    def size_for(spec: str) -> int | None:
+        return model_size if family(spec).size_step else None
+
+    specs = model or ["builtin"]
+    models = [(spec, load_colorizer(spec, temperature=temperature, input_size=size_for(spec))) for spec in specs]
     images = load_images(files[:limit] if limit else files)
     if not images:
         raise ConfigError(f"no readable colour photos to evaluate in {data} (split {split})")
@@ -185,12 +195,19 @@ def _calibrate_from_decisions(dest: str | None, budget: float) -> None:
 
 @commands.command("models")
 def list_models() -> None:
-    """The model families --model accepts: spec forms and what each one's confidence score means."""
+    """The model families --model accepts: spec forms, what each one's confidence score means, and where the
+    official weights of the families chromata does not ship are published, under which licence."""
     from chromata.models import FAMILIES
 
     table = Table(title="model families (--model KIND[:ARG])")
-    for col in ("spec", "model", "confidence"):
+    for col in ("spec", "model", "confidence", "weights: where published, licence"):
         table.add_column(col)
     for fam in FAMILIES.values():
-        table.add_row("\n".join(fam.forms), fam.summary, fam.confidence)
+        size = f"\n--model-size: multiple of {fam.size_step}, default {fam.default_size}" if fam.size_step else ""
+        where = f"{fam.published} ({fam.licence})" if fam.published else "-"
+        table.add_row("\n".join(fam.forms), fam.summary + size, fam.confidence, where)
     console.print(table)
+    console.print(
+        "Downloaded weights are untrusted input: chromata reads them with torch's weights_only loader and "
+        "records their SHA-256 in every manifest row; docs/model.md says how to verify each file."
+    )

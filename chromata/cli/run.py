@@ -19,9 +19,12 @@ def run(
     source: Annotated[str, typer.Argument(help="local folder or s3://bucket/prefix of scans")],
     out: Annotated[str, typer.Option("--out", "-o", help="local folder or s3://bucket/prefix for outputs")],
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL", help="S3 endpoint URL")] = None,
-    model: Annotated[
-        str, typer.Option(help=f"model spec: {model_help()} (chromata models lists them)")
-    ] = "builtin",
+    model: Annotated[str, typer.Option(help=f"model spec: {model_help()} (chromata models lists them)")] = "builtin",
+    model_size: Annotated[
+        int | None,
+        typer.Option(help="the model's working size, px (DDColor: a multiple of 32, default 512; DeOldify: 16, 560)"),
+    ] = None,
+    precision: Annotated[str, typer.Option(help="auto (float32), fp32 or fp16 (GPU, families that allow it)")] = "auto",
     workers: Annotated[int, typer.Option(help="colorizer actors in the Ray pool")] = 1,
     shard_size: Annotated[int, typer.Option(help="images per shard")] = 500,
     batch_size: Annotated[int, typer.Option(help="images per model batch")] = 8,
@@ -74,6 +77,8 @@ def run(
         destination=out,
         endpoint_url=endpoint_url,
         model=model,
+        model_size=model_size,
+        precision=precision,
         workers=workers,
         shard_size=shard_size,
         batch_size=batch_size,
@@ -179,9 +184,7 @@ def plan(
         typer.Option(help="plan from this S3 Inventory report (its manifest.json, s3:// or local) instead of listing"),
     ] = None,
     threshold: Annotated[float | None, typer.Option(help="the run's threshold routing, if it uses one")] = None,
-    review_budget: Annotated[
-        float | None, typer.Option(help=f"the run's review budget [default: {BUDGET}]")
-    ] = None,
+    review_budget: Annotated[float | None, typer.Option(help=f"the run's review budget [default: {BUDGET}]")] = None,
 ) -> None:
     """What a run would do: objects, bytes, shards, expected hours and review items — no image is processed."""
     from chromata.config import build_config

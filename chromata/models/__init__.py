@@ -39,6 +39,8 @@ class LoadOptions:
     device: str = "auto"
     temperature: float | None = None
     chroma_gamma: float | None = None
+    input_size: int | None = None  # working size (--model-size) where the family takes one; None: its default
+    precision: str = "auto"  # auto, fp32 or fp16 (families that allow it, on a GPU)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,22 @@ class ModelFamily:
     packaged: tuple[str, ...] = ()  # ARGs naming weights shipped in the package ("" = no ARG)
     exportable: bool = False  # export-onnx can export it
     loads_calibration: bool = False  # its loader finds the calibration itself (else load_colorizer does)
+    size_step: int | None = None  # working sizes it accepts are multiples of this (None: its own size only)
+    default_size: int | None = None  # working size when --model-size is not given
+    licence: str = ""  # the licence of the published weights (and of the architecture's official code)
+    published: str = ""  # where a museum downloads the official weights, and which files
+
+    def check_size(self, size: int | None) -> None:
+        """A one-line error if ``size`` is no working size for this family."""
+        if size is None:
+            return
+        if self.size_step is None:
+            raise ConfigError(f"model {self.kind!r} runs at its own working size: --model-size is not for it")
+        if size % self.size_step or not self.size_step <= size <= 4096:
+            raise ConfigError(
+                f"--model-size {size} for {self.kind!r}: use a multiple of {self.size_step} "
+                f"from {self.size_step} to 4096 (default {self.default_size})"
+            )
 
     def weights(self, arg: str) -> Path:
         """The weights file ``KIND:ARG`` names (not yet checked to exist)."""
@@ -80,12 +98,25 @@ def _zhang(kind: str) -> Callable[[Path, LoadOptions], Colorizer]:
     return load
 
 
+def _load_ddcolor(path: Path, o: LoadOptions) -> Colorizer:
+    from chromata.models.ddcolor import DDColorColorizer
+
+    return DDColorColorizer.load(path, device=o.device, input_size=o.input_size, precision=o.precision)
+
+
+def _load_deoldify(path: Path, o: LoadOptions) -> Colorizer:
+    from chromata.models.deoldify import DeOldifyColorizer
+
+    return DeOldifyColorizer.load(path, device=o.device, input_size=o.input_size, precision=o.precision)
+
+
 def _load_onnx(path: Path, o: LoadOptions) -> Colorizer:
     from chromata.models.onnx import OnnxColorizer
 
     return OnnxColorizer(path, device=o.device)
 
 
+_PROXY = "no uncertainty of its own: a raw score from the model-agnostic proxy (chromata.harm) on grey and colours"
 _BESIDE = "calibrated when a .calibration.json fitted for these weights lies beside them (chromata calibrate)"
 FAMILIES: dict[str, ModelFamily] = {
     f.kind: f
@@ -116,9 +147,33 @@ FAMILIES: dict[str, ModelFamily] = {
             _zhang("siggraph17"),
         ),
         ModelFamily(
+            "ddcolor",
+            ("ddcolor:PATH",),
+            "DDColor (Kang et al., ICCV 2023): the authors' published checkpoints, tiny or large, as downloaded",
+            f"{_PROXY}; {_BESIDE}",
+            _load_ddcolor,
+            size_step=32,
+            default_size=512,
+            licence="Apache-2.0",
+            published="github.com/piddnad/DDColor (MODEL_ZOO.md): ddcolor_paper_tiny.pth, ddcolor_paper.pth, "
+            "ddcolor_modelscope.pth, ddcolor_artistic.pth; also on ModelScope (damo/cv_ddcolor_image-colorization)",
+        ),
+        ModelFamily(
+            "deoldify",
+            ("deoldify:PATH",),
+            "DeOldify (Antic, 2018-2020): the published NoGAN generators (artistic, stable, video), as downloaded",
+            f"{_PROXY}; {_BESIDE}",
+            _load_deoldify,
+            size_step=16,
+            default_size=560,
+            licence="MIT",
+            published="github.com/jantic/DeOldify (README, 'Pretrained Weights'): ColorizeArtistic_gen.pth, "
+            "ColorizeStable_gen.pth, ColorizeVideo_gen.pth",
+        ),
+        ModelFamily(
             "onnx",
             ("onnx:PATH",),
-            "any ONNX graph with an L -> ab signature, run by ONNX Runtime (e.g. chromata export-onnx)",
+            "an ONNX graph run by ONNX Runtime: chromata export-onnx's L -> ab, DDColor's export, DeOldify ONNX ports",
             f"raw score from the graph's 'uncertainty' output, a fixed low score without one; {_BESIDE}",
             _load_onnx,
         ),
@@ -189,13 +244,17 @@ def load_colorizer(
     device: str = "auto",
     temperature: float | None = None,
     chroma_gamma: float | None = None,
+    input_size: int | None = None,
+    precision: str = "auto",
 ) -> Colorizer:
     """Load the model a spec names, with the calibration fitted for its weights; every failure is a one-line
-    :class:`ConfigError`."""
+    :class:`ConfigError`. ``input_size``: the working size, for families that take one (``--model-size``)."""
     path = model_path(spec)
     fam = family(spec)
+    fam.check_size(input_size)
+    options = LoadOptions(device, temperature, chroma_gamma, input_size, precision)
     try:
-        model = fam.load(path, LoadOptions(device=device, temperature=temperature, chroma_gamma=chroma_gamma))
+        model = fam.load(path, options)
     except ImportError as exc:
         raise ConfigError(f"model {fam.kind!r} needs an optional package: {exc}") from exc
     except (FileNotFoundError, ValueError) as exc:

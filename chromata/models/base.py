@@ -45,6 +45,15 @@ class Colorizer(Protocol):
         ...
 
 
+def pick_device(requested: str = "auto") -> str:
+    """``auto``: the first CUDA device when torch sees one, else the CPU; anything else as given."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def warm_up(model: Colorizer) -> None:
     """One prediction on a flat grey image, so that the first batch of a run does not pay for what a model
     builds on its first call: the built-in's TorchScript graph and the executor's first optimising run

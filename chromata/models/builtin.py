@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from chromata.calibration import Calibration
-from chromata.models.base import F32, ChromaPrediction, InferenceGraph
+from chromata.models.base import F32, ChromaPrediction, InferenceGraph, pick_device
+from chromata.models.postprocess import restrained, restraint_facts
 from chromata.storage import sha256_file
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,6 @@ def builtin_card(weights: Path | None = None) -> dict[str, Any]:
         else Path(str(resources.files("chromata.models") / "weights" / BUILTIN_CARD))
     )
     return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def pick_device(requested: str = "auto") -> str:
-    import torch
-
-    if requested != "auto":
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def calibration_path(weights: Path) -> Path:
@@ -166,21 +159,3 @@ class BuiltinColorizer:
             "restraint": restraint_facts(self),
             "device": self.device,
         }
-
-
-def restrained(model: Any, lightness: F32, ab: F32) -> F32:
-    """A model's predicted chroma after the harm estimator's restraint (when the model restrains and the
-    package ships an estimator); the same post-step for every model family."""
-    from chromata import harm
-
-    estimator = harm.shipped() if getattr(model, "restrain", False) else None
-    if estimator is None:
-        return ab
-    return estimator.restrain_batch(np.asarray(lightness, np.float32), ab)
-
-
-def restraint_facts(model: Any) -> dict[str, object] | None:
-    from chromata import harm
-
-    estimator = harm.shipped() if getattr(model, "restrain", False) else None
-    return estimator.describe() if estimator is not None else None

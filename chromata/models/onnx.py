@@ -20,10 +20,10 @@ import numpy as np
 
 from chromata.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction
+from chromata.models.postprocess import estimated_uncertainty, grey_rgb, restrained, restraint_facts
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_UNCERTAINTY = 0.5
 OPSET = 17
 
 
@@ -90,18 +90,6 @@ def export_builtin(model: Any, path: Path, opset: int = OPSET, uncertainty: bool
     return path
 
 
-def estimated_uncertainty(lightness: F32, ab: F32) -> F32:
-    """Per-pixel uncertainty for a graph without an uncertainty output: the harm estimator's proxy for the
-    built-in model's normalised entropy, from the grey input and the colours (``UNKNOWN_UNCERTAINTY`` where
-    the package ships no estimator)."""
-    from chromata import harm
-
-    est = harm.shipped()
-    if est is None or "uncertainty_proxy" not in est.params:
-        return np.full(ab.shape[:3], UNKNOWN_UNCERTAINTY, np.float32)
-    return np.stack([est.uncertainty(li, a) for li, a in zip(lightness, ab, strict=True)]).astype(np.float32)
-
-
 class OnnxColorizer:
     """Runs an ONNX colorization graph with ONNX Runtime (CUDA provider when present, else CPU)."""
 
@@ -142,17 +130,10 @@ class OnnxColorizer:
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
         x = np.ascontiguousarray(lightness, dtype=np.float32)[:, None]
         if self.channels == 3:
-            from chromata import color
-
-            grey = np.stack(
-                [color.lab_to_bgr(np.dstack([li, np.zeros_like(li), np.zeros_like(li)]))[..., ::-1] for li in x[:, 0]]
-            )
-            x = np.ascontiguousarray(grey.transpose(0, 3, 1, 2), dtype=np.float32)
+            x = np.ascontiguousarray(grey_rgb(x[:, 0]).transpose(0, 3, 1, 2), dtype=np.float32)
         names = [self.ab_name] + ([self.unc_name] if self.unc_name else [])
         result = self.session.run(names, {self.input_name: x})
         ab = np.asarray(result[0], dtype=np.float32)
-        from chromata.models.builtin import restrained
-
         ab_nhwc = np.ascontiguousarray(ab.transpose(0, 2, 3, 1))
         if self.unc_name:
             unc = np.asarray(result[1], dtype=np.float32)
@@ -161,8 +142,6 @@ class OnnxColorizer:
         return ChromaPrediction(ab=restrained(self, lightness, ab_nhwc), uncertainty=unc)
 
     def describe(self) -> dict[str, object]:
-        from chromata.models.builtin import restraint_facts
-
         return {
             "model_name": self.name,
             "model_sha256": self.weights_sha256,

@@ -23,7 +23,8 @@ from torch import nn
 
 from chromata.calibration import Calibration
 from chromata.models.ab_bins import decode_distribution, normalised_entropy
-from chromata.models.base import F32, ChromaPrediction, InferenceGraph
+from chromata.models.base import F32, ChromaPrediction, InferenceGraph, pick_device
+from chromata.models.postprocess import restrained, restraint_facts
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,6 @@ class ZhangColorizer:
 
     @classmethod
     def load(cls, kind: str, path: Path, device: str = "cpu", temperature: float | None = None) -> ZhangColorizer:
-        from chromata.models.builtin import pick_device
         from chromata.storage import sha256_file
 
         if kind not in ARCHITECTURES:
@@ -181,13 +181,9 @@ class ZhangColorizer:
                 ab, logits = self.forward(x)
                 ab, unc = ab.float(), normalised_entropy(logits.float())
             out = ab.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
-        from chromata.models.builtin import restrained
-
         return ChromaPrediction(ab=restrained(self, lightness, out), uncertainty=unc.cpu().numpy().astype(np.float32))
 
     def describe(self) -> dict[str, object]:
-        from chromata.models.builtin import restraint_facts
-
         return {
             "model_name": self.name,
             "model_sha256": self.weights_sha256,

@@ -85,7 +85,12 @@ class ShardProcessor:
 
             torch.set_num_threads(self.model_threads)
             model = load_colorizer(
-                cfg.model, device=cfg.device, temperature=cfg.temperature, chroma_gamma=cfg.chroma_gamma
+                cfg.model,
+                device=cfg.device,
+                temperature=cfg.temperature,
+                chroma_gamma=cfg.chroma_gamma,
+                input_size=cfg.model_size,
+                precision=cfg.precision,
             )
             warm_up(model)  # ready for the first batch: an engine loads its model off the run's critical path
             kernels.prepare()  # and compiles the merge kernel (chromata.kernels) before its first image

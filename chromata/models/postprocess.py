@@ -1,0 +1,59 @@
+"""What every model family shares after its network: the harm estimator's restraint, an uncertainty estimate
+for models that give none, and the grey input as RGB for models that read an image rather than L*.
+
+Each family's ``predict_ab`` ends with :func:`restrained`; ``describe`` reports :func:`restraint_facts`. A
+family that reproduces its authors' colours by default (DDColor, DeOldify) sets ``restrain = False``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chromata.models.base import F32
+
+UNKNOWN_UNCERTAINTY = 0.5
+
+
+def _estimator(model: Any) -> Any:
+    from chromata import harm
+
+    return harm.shipped() if getattr(model, "restrain", False) else None
+
+
+def restrained(model: Any, lightness: F32, ab: F32) -> F32:
+    """A model's predicted chroma after the harm estimator's restraint, when the model restrains, the package
+    ships an estimator and its restraint is not the identity (then ``ab`` itself is returned, not a copy)."""
+    estimator = _estimator(model)
+    if estimator is None or estimator.is_identity:
+        return ab
+    return np.asarray(estimator.restrain_batch(np.asarray(lightness, np.float32), ab), np.float32)
+
+
+def restraint_facts(model: Any) -> dict[str, object] | None:
+    """What a model's provenance says about the restraint after it (None: none applied)."""
+    estimator = _estimator(model)
+    return estimator.describe() if estimator is not None else None
+
+
+def estimated_uncertainty(lightness: F32, ab: F32) -> F32:
+    """Per-pixel uncertainty (N, h, w) for a model without an uncertainty output: the harm estimator's proxy for
+    the built-in model's normalised entropy, from the grey input and the colours (``UNKNOWN_UNCERTAINTY``
+    where the package ships no estimator)."""
+    from chromata import harm
+
+    est = harm.shipped()
+    if est is None or "uncertainty_proxy" not in est.params:
+        return np.full(ab.shape[:3], UNKNOWN_UNCERTAINTY, np.float32)
+    return np.stack([est.uncertainty(li, a) for li, a in zip(lightness, ab, strict=True)]).astype(np.float32)
+
+
+def grey_rgb(lightness: F32) -> F32:
+    """(N, S, S) L* in [0, 100] -> (N, S, S, 3) float32 RGB in [0, 1]: each L* with a* = b* = 0 converted to
+    sRGB as OpenCV's float Lab -> RGB does (D65, sRGB companding) — the grey image a DDColor- or DeOldify-style
+    network reads."""
+    from chromata import color
+
+    x = np.asarray(lightness, np.float32)
+    zeros = np.zeros_like(x[0])
+    return np.stack([color.lab_to_bgr(np.dstack([li, zeros, zeros]))[..., ::-1] for li in x]).astype(np.float32)
