@@ -53,13 +53,17 @@ class Provenance:
     confidence: float | None
     created_at: str  # ISO 8601
     digital_source_type: str = "algorithmicallyEnhanced"
+    model_family: str = ""  # the --model family (builtin, ddcolor, deoldify, …)
+    model_variant: str = ""  # e.g. DDColor's tiny or large, DeOldify's artistic or stable
+    model_licence: str = ""  # the licence of the model's weights
 
     @property
     def description(self) -> str:
+        about = ", ".join(x for x in (self.model_family, self.model_variant, self.model_licence) if x)
         return (
             f"Colorized by chromata {self.chromata_version} with model {self.model_name} "
-            f"({self.model_sha256}); colours are a machine estimate, not historical record. "
-            f"Source: {self.source_uri}"
+            f"({f'{about}; ' if about else ''}{self.model_sha256}); colours are a machine estimate, not historical "
+            f"record. Source: {self.source_uri}"
         )
 
 
@@ -89,6 +93,9 @@ def xmp_packet(p: Provenance) -> bytes:
    <chromata:runId>{escape(p.run_id)}</chromata:runId>
    <chromata:modelName>{escape(p.model_name)}</chromata:modelName>
    <chromata:modelSha256>{escape(p.model_sha256)}</chromata:modelSha256>
+   <chromata:modelFamily>{escape(p.model_family)}</chromata:modelFamily>
+   <chromata:modelVariant>{escape(p.model_variant)}</chromata:modelVariant>
+   <chromata:modelLicence>{escape(p.model_licence)}</chromata:modelLicence>
    {conf}
   </rdf:Description>
  </rdf:RDF>
@@ -463,6 +470,8 @@ class C2paSigner:
                     "data": {
                         "source_uri": p.source_uri, "source_sha256": p.source_sha256, "image_id": p.image_id,
                         "run_id": p.run_id, "model_name": p.model_name, "model_sha256": p.model_sha256,
+                        "model_family": p.model_family, "model_variant": p.model_variant,
+                        "model_licence": p.model_licence,
                         "confidence": p.confidence,
                     },
                 },

@@ -65,6 +65,8 @@ def test_every_output_says_it_was_colorized_by_ai(collection, tmp_path):
         assert t["XMP-chromata:SourceSha256"] == row.source_sha256
         assert t["XMP-chromata:RunId"] == "run-labels" and t["XMP-chromata:ImageId"] == row.image_id
         assert t["XMP-chromata:ModelName"] == row.model_name
+        assert t["XMP-chromata:ModelFamily"] == "builtin" and t["XMP-chromata:ModelLicence"].startswith("Apache-2.0")
+        assert "builtin, Apache-2.0" in t["XMP-dc:Description"]
         assert float(t["XMP-chromata:Confidence"]) == pytest.approx(row.confidence, abs=1e-4)
     a = tags["a.jpg"]
     assert a["IFD0:Artist"] == "Museum Photographer" and a["IFD0:Copyright"] == "CC0 1.0"  # carried over

@@ -103,7 +103,7 @@ def test_wrong_or_missing_weights_are_one_line_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_colorizer(f"onnx:{tmp_path / 'missing.onnx'}", device="cpu")
     with pytest.raises(ConfigError, match="unknown model"):
-        load_colorizer("deoldify:x.pth")
+        load_colorizer("stylegan:x.pth")
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +188,59 @@ def test_a_calibration_beside_any_family_s_weights_is_used_for_those_weights_onl
     calibration_path(path).write_text("{not json")
     with pytest.raises(ConfigError, match="unreadable calibration"):
         load_colorizer(f"eccv16:{path}", device="cpu")
+
+
+class _GreyToColour255(torch.nn.Module):
+    """A DeOldify-port-like graph: grey RGB in 0..255 in, a colour RGB image in 0..255 out (here: the grey
+    tinted a fixed orange, so the chroma chromata must read back is known)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("tint", torch.tensor([1.0, 0.6, 0.2]).view(1, 3, 1, 1))
+
+    def forward(self, rgb):
+        grey = rgb.mean(dim=1, keepdim=True) / 255.0
+        return (grey * self.tint * 255.0).clamp(0.0, 255.0)
+
+
+def _export(module, path, size=64):
+    torch.onnx.export(
+        module, (torch.zeros(1, 3, size, size),), str(path), input_names=["input"], output_names=["output"], dynamo=False
+    )
+    return path
+
+
+def test_foreign_onnx_rgb_to_rgb_reads_the_deoldify_port_convention(tmp_path):
+    from chromata import color
+
+    path = _export(_GreyToColour255(), tmp_path / "deoldify-port.onnx")
+    model = load_colorizer(f"onnx:{path}", device="cpu")
+    assert model.convention.input == "rgb" and model.convention.output == "rgb"
+    assert model.convention.input_range == 255.0 and not model.restrain  # a foreign graph's own colours
+    pred = model.predict_ab(np.full((1, 64, 64), 100.0, np.float32))  # white in -> orange out
+    want = color.bgr_to_lab(np.array([[[0.2, 0.6, 1.0]]], np.float32))[0, 0, 1:]
+    np.testing.assert_allclose(pred.ab[0, 10, 10], want, atol=0.5)
+    assert pred.ab[0, 10, 10, 1] > 40  # a strong yellow-orange b*, not grey
+    assert model.describe()["convention"]["source"] == "recognised from the graph"
+
+
+def test_onnx_card_overrides_the_recognised_convention_and_bad_cards_are_one_line(tmp_path):
+    import json
+
+    path = _export(_GreyToColour255(), tmp_path / "port.onnx")
+    card = tmp_path / "port.onnx.json"
+    # the same graph described as reading 0..1 input: white then arrives as 1/255, almost black, so almost no chroma
+    card.write_text(json.dumps({"input": "rgb", "output": "rgb", "input_range": 1.0, "output_range": 255.0}))
+    model = load_colorizer(f"onnx:{path}", device="cpu")
+    assert model.convention.source == "port.onnx.json"
+    assert np.abs(model.predict_ab(np.full((1, 64, 64), 100.0, np.float32)).ab).max() < 2.0
+    for bad, words in (
+        ("{not json", "unreadable ONNX card"),
+        (json.dumps({"input": "rgb"}), "expected keys"),
+        (json.dumps({"input": "rgb", "output": "ab"}), "says (3, 2) channels"),
+        (json.dumps({"input": "hsv", "output": "rgb"}), "input must be lightness or rgb"),
+    ):
+        card.write_text(bad)
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
+            load_colorizer(f"onnx:{path}", device="cpu")
+        assert "\n" not in str(err.value)

@@ -25,6 +25,7 @@ __all__ = [
     "calibration_path",
     "family",
     "load_colorizer",
+    "model_facts",
     "model_path",
     "spec_forms",
     "validate_spec",
@@ -131,6 +132,7 @@ FAMILIES: dict[str, ModelFamily] = {
             packaged=("", "v1", "v2"),
             exportable=True,
             loads_calibration=True,
+            licence="Apache-2.0 (weights trained by chromata on photos under their own licences: the model card)",
         ),
         ModelFamily(
             "eccv16",
@@ -138,6 +140,8 @@ FAMILIES: dict[str, ModelFamily] = {
             "Zhang et al. (ECCV 2016): the authors' published PyTorch state dict",
             f"raw score from the entropy of its 313 ab bins; {_BESIDE}",
             _zhang("eccv16"),
+            licence="BSD-2-Clause",
+            published="github.com/richzhang/colorization: colorization_release_v2-9b330a0b.pth",
         ),
         ModelFamily(
             "siggraph17",
@@ -145,6 +149,8 @@ FAMILIES: dict[str, ModelFamily] = {
             "Zhang et al. (SIGGRAPH 2017) without user hints: the authors' published PyTorch state dict",
             f"raw score from the entropy of its class output; {_BESIDE}",
             _zhang("siggraph17"),
+            licence="BSD-2-Clause",
+            published="github.com/richzhang/colorization: siggraph17-df00044c.pth",
         ),
         ModelFamily(
             "ddcolor",
@@ -179,6 +185,15 @@ FAMILIES: dict[str, ModelFamily] = {
         ),
     )
 }
+
+
+def model_facts(model: Colorizer) -> dict[str, str]:
+    """Family, variant and licence of a loaded model, for provenance and labels (from its ``describe()`` and
+    the registry)."""
+    desc = model.describe()
+    kind = str(desc.get("model_family") or "")
+    licence = str(desc.get("model_licence") or (FAMILIES[kind].licence if kind in FAMILIES else ""))
+    return {"family": kind, "variant": str(desc.get("model_variant") or ""), "licence": licence}
 
 
 def spec_forms(exportable_only: bool = False) -> str:

@@ -151,6 +151,7 @@ class BuiltinColorizer:
         return {
             "model_name": self.name,
             "model_sha256": self.weights_sha256,
+            "model_family": "builtin",
             "input_size": self.input_size,
             "temperature": self.temperature,
             "chroma_gamma": self.chroma_gamma,

@@ -57,3 +57,12 @@ def grey_rgb(lightness: F32) -> F32:
     x = np.asarray(lightness, np.float32)
     zeros = np.zeros_like(x[0])
     return np.stack([color.lab_to_bgr(np.dstack([li, zeros, zeros]))[..., ::-1] for li in x]).astype(np.float32)
+
+
+def rgb_to_ab(rgb: F32) -> F32:
+    """(N, S, S, 3) float RGB in [0, 1] -> (N, S, S, 2) CIELab a*/b* (D65): the chroma of a model that
+    predicts a colour image (DeOldify), for chromata's merge with the full-resolution L*."""
+    from chromata import color
+
+    x = np.clip(np.asarray(rgb, np.float32), 0.0, 1.0)
+    return np.stack([color.bgr_to_lab(np.ascontiguousarray(im[..., ::-1]))[..., 1:] for im in x]).astype(np.float32)

@@ -187,6 +187,7 @@ class ZhangColorizer:
         return {
             "model_name": self.name,
             "model_sha256": self.weights_sha256,
+            "model_family": self.kind,
             "input_size": self.input_size,
             "temperature": self.temperature if self.kind == "eccv16" else None,
             "restraint": restraint_facts(self),

@@ -18,7 +18,7 @@ from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
 from chromata.formats import BY_NAME, SAME_FORMAT_FALLBACK, Format, extension_of, output_format_for
 from chromata.manifest import HEATMAP_PREFIX, ImageRecord, image_id_for
-from chromata.models import Colorizer
+from chromata.models import Colorizer, model_facts
 from chromata.pipeline.records import RecordBuilder
 from chromata.pipeline.shards import ShardStats
 from chromata.pipeline.work import Colorized, Item
@@ -77,6 +77,7 @@ class OutputPath:
         cert, key = cfg.c2pa_cert, cfg.c2pa_key
         self.signer = labels.C2paSigner.from_files(cert, key) if cert and key else None
         self.routing = routing_fit.for_run(cfg.routing_fit, dest)  # None: the fixed penalties
+        self.facts = model_facts(model)  # family, variant, licence: in every output's label
 
     def finish(self, item: Item, out: Colorized, rows: RecordBuilder, stats: ShardStats) -> ImageRecord:
         """Score, label, sign and write ``out``; the row of the image colorized."""
@@ -114,6 +115,9 @@ class OutputPath:
             confidence=score,
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             digital_source_type=self.cfg.digital_source_type,
+            model_family=self.facts["family"],
+            model_variant=self.facts["variant"],
+            model_licence=self.facts["licence"],
         )
 
     def _signed(self, data: bytes | Path, fmt: Format, prov: labels.Provenance, key: str) -> bytes | Path:

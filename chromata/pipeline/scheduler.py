@@ -52,6 +52,16 @@ def thread_split(threads: int) -> tuple[int, int]:
     return max(1, threads - io), io
 
 
+def _profiled_runs() -> int:
+    """How many runs of a graph TorchScript's profiling executor profiles before it optimises the graph."""
+    try:
+        import torch
+
+        return max(1, int(torch._C._jit_get_num_profiled_runs()))
+    except (ImportError, AttributeError):
+        return 1
+
+
 def gpu_utilisation(device: str) -> float | None:
     """NVML's utilisation of the model's GPU (0..1), or None on a CPU / without NVML."""
     if not device.startswith("cuda"):
@@ -93,6 +103,10 @@ class ShardProcessor:
                 precision=cfg.precision,
             )
             warm_up(model)  # ready for the first batch: an engine loads its model off the run's critical path
+            # and runs the batch it will run until TorchScript's executor has profiled and optimised its graph, so
+            # that the first batch goes through the same plan as every later one (the same outputs)
+            for _ in range(_profiled_runs() + 1):
+                model.predict_ab(np.full((cfg.batch_size, model.input_size, model.input_size), 50.0, np.float32))
             kernels.prepare()  # and compiles the merge kernel (chromata.kernels) before its first image
         self.model = model
         self.source: Storage = ReadOnlyStorage(open_storage(cfg.source, cfg.endpoint_url))
@@ -104,12 +118,28 @@ class ShardProcessor:
         self.film = FilmHandler(cfg, model, self.source)
         self.io_threads = io_threads or max(2, io)
         # the threads live as long as the processor: started once, not per shard (under memory pressure even
-        # starting a thread can fail)
+        # starting a thread can fail), and end with ``close`` (or the ``with`` block)
         self._readers = ThreadPoolExecutor(self.io_threads, thread_name_prefix="decode")
         self._writers = ThreadPoolExecutor(self.io_threads, thread_name_prefix="encode")
         self._heavy = ThreadPoolExecutor(1, thread_name_prefix="large")
         desc = model.describe()
-        self.params = params_json({**cfg.processing_params(), **desc, "score_version": confidence.SCORE_VERSION})
+        # whether the confidence is a fitted probability or a raw score (then the review budget, not a threshold,
+        # is what routes sensibly: chromata calibrate fits one for the weights)
+        calibrated = model.calibration is not None
+        self.params = params_json(
+            {**cfg.processing_params(), **desc, "score_version": confidence.SCORE_VERSION, "score_calibrated": calibrated}
+        )
+
+    def close(self) -> None:
+        """End the processor's threads (waiting for what they are doing); it processes nothing afterwards."""
+        for pool in (self._readers, self._writers, self._heavy):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ShardProcessor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def rows(self, shard_id: str = "", run_id: str = "") -> RecordBuilder:
         return RecordBuilder(self.cfg, self.model, self.source, self.dest, self.params, shard_id, run_id)
