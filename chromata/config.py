@@ -100,6 +100,19 @@ class RunConfig(BaseModel):
     iiif_base_url: str | None = Field(
         None, description="publish a IIIF Presentation 3 manifest; the HTTP address where the destination is served"
     )
+    iiif_source_id: str | None = Field(
+        None,
+        description="public identifier of each source in the IIIF manifest: a template of {collection}, {key}, "
+        "{name}, {stem}, {image_id}; none (default): no source is named",
+    )
+
+    @field_validator("iiif_source_id")
+    @classmethod
+    def _iiif_source_id(cls, v: str | None) -> str | None:
+        from chromata.iiif import check_source_id
+
+        return check_source_id(v)
+
     metrics_textfile: str | None = Field(
         None, description="write Prometheus metrics here at the end of a run (node-exporter textfile format)"
     )
@@ -117,7 +130,7 @@ class RunConfig(BaseModel):
     routing_fit: str | None = Field(
         None,
         description="score by this routing fit (chromata calibrate --from-decisions): its JSON, or 'latest' (the "
-        "destination's newest, resolved when the run starts)",
+        "destination's newest adopted fit, resolved when the run starts)",
     )
 
     @field_validator("routing_fit")
@@ -276,7 +289,18 @@ class RunConfig(BaseModel):
             "review_budget": self.review_budget,
             "workers": self.workers,
             **({"routing_fit_sha256": _sha256(self.routing_fit)} if self.routing_fit else {}),
+            **({"routing_fit_adopted": _adopted(self.routing_fit)} if self.routing_fit else {}),
         }
+
+
+def _adopted(routing_fit: str) -> bool | None:
+    """Whether the fit a run scores by was adopted (beat the current score out of sample); None for 'latest',
+    which only ever resolves to an adopted fit."""
+    if routing_fit == "latest":
+        return None
+    from chromata.routing_fit import RoutingFit
+
+    return RoutingFit.from_json(routing_fit).adopted
 
 
 def _sha256(routing_fit: str) -> str:

@@ -7,6 +7,9 @@ back from these files, so nothing outside the review app needs the review databa
     key = write_decisions(storage, rows)      # create-once; rows are dicts with DECISIONS_SCHEMA's fields
     latest = latest_decisions(storage)        # (image_id, output_sha256) -> newest decision for that output
 
+``decision`` is the curator's verb as the review log records it (``approve``, ``reject``, ``recolour``); ``mode``
+says whether the item was reviewed on its own (``item``) or decided with others from the grid (``bulk``).
+
 Plain core code: no review-app or database imports.
 """
 
@@ -44,6 +47,10 @@ DECISIONS_SCHEMA = pa.schema(
         ("source_sha256", pa.string()),
         ("model_sha256", pa.string()),
         ("in_manifest", pa.bool_()),
+        # how the curator decided: "item" (the item reviewed on its own page, or alone through the API) or
+        # "bulk" (one of many cards decided at once from the queue grid); null in exports from before it was
+        # recorded, and in decisions logged before migration 0004
+        ("mode", pa.string()),
     ]
 )
 VersionKey = tuple[str, str]  # (image_id, output_sha256): one colorized version of one image
@@ -68,10 +75,12 @@ def decision_keys(storage: Storage) -> list[str]:
 
 def latest_decisions(storage: Storage) -> dict[VersionKey, dict[str, Any]]:
     """(image_id, output_sha256) -> the newest exported decision for that image version ({} when none
-    was exported). A later export of the same decision (exports repeat the whole log) changes nothing."""
+    was exported). A later export of the same decision (exports repeat the whole log) changes nothing. Rows
+    from exports that predate a field (``mode``) have it as None."""
     latest: dict[VersionKey, dict[str, Any]] = {}
     for key in decision_keys(storage):
         for row in pq.read_table(io.BytesIO(storage.read(key))).to_pylist():
+            row = {n: row.get(n) for n in DECISIONS_SCHEMA.names} | row
             k = (row["image_id"], row["output_sha256"])
             if k not in latest or row["decided_at"] >= latest[k]["decided_at"]:
                 latest[k] = row

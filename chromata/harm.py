@@ -157,7 +157,9 @@ class Judgement:
 
     @property
     def harm(self) -> F32:
-        """Per-region likelihood of harm in [0, 1] (what the heatmap shows as its dark parts)."""
+        """Per-region likelihood of harm in [0, 1]. Not what the confidence heatmap beside each output shows: that
+        is the colorizer's per-pixel uncertainty (``confidence.heatmap_png``; for a model without one, the
+        ``uncertainty_proxy``'s estimate of it). No output or heatmap file carries this map."""
         return np.asarray(1.0 / (1.0 + np.exp(-self.excess / 1.5)), np.float32)
 
     def harm_map(self, height: int, width: int) -> F32:

@@ -1,6 +1,7 @@
 """The run report: one self-contained HTML page per run, written into the destination.
 
-Counts, throughput, failure reasons, the slowest images and a contact sheet of the least confident
+Counts, throughput, failure reasons, how the run routed images to the curators (the fixed score, or the
+routing fit its rows name, adopted or not), the slowest images and a contact sheet of the least confident
 outputs (thumbnails embedded, so the page works from S3 as well as from disk).
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 import base64
 import heapq
 import html
+import json
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,11 +40,17 @@ class ReportCollector:
     keep: int = 12
     _slow: list[tuple[float, str, ImageRecord]] = field(default_factory=list)
     _unsure: list[tuple[float, str, ImageRecord]] = field(default_factory=list)
+    routing: Counter[str] = field(default_factory=Counter)  # colorized images per routing fit SHA-256 ("": none)
+    _routing_of: dict[str, str] = field(default_factory=dict)  # params_json -> its routing fit (a run has few)
 
     def add(self, records: Iterable[ImageRecord]) -> None:
         for r in records:
             if r.status != "ok":
                 continue
+            params = r.params_json or "{}"
+            if params not in self._routing_of:
+                self._routing_of[params] = str(json.loads(params).get("routing_fit_sha256") or "")
+            self.routing[self._routing_of[params]] += 1
             heapq.heappush(self._slow, (r.duration_ms, r.source_key, r))
             if len(self._slow) > self.keep:
                 heapq.heappop(self._slow)
@@ -90,6 +99,31 @@ font-size:12px} .card img{display:block;margin:auto;max-width:200px;max-height:2
 """
 
 
+def routing_lines(collector: ReportCollector, storage: Storage) -> list[str]:
+    """How the run's colorized images were scored for routing, one line per way: the fixed score, or a routing
+    fit (its SHA-256, whether it was adopted and why, from the fit file in the destination)."""
+    from chromata import routing_fit
+
+    lines = []
+    for sha, n in sorted(collector.routing.items()):
+        if not sha:
+            lines.append(f"{n} images: the fixed score (no adopted routing fit)")
+            continue
+        try:
+            found = routing_fit.find(storage, sha)
+        except (OSError, ValueError) as exc:
+            log.warning("could not read routing fit %s: %s", sha[:12], exc)
+            found = None
+        if found is None:
+            lines.append(f"{n} images: routing fit {sha[:12]} (not among the destination's fits)")
+            continue
+        fit = found[1]
+        verdict = fit.report.get("adoption", {}).get("why", "made before the adoption rule")
+        state = "adopted" if fit.adopted else "NOT adopted (given explicitly)"
+        lines.append(f"{n} images: routing fit {sha[:12]}, {state}: {verdict}")
+    return lines
+
+
 def render_html(
     summary: RunSummary, collector: ReportCollector, storage: Storage, review_url: str | None = None
 ) -> str:
@@ -122,6 +156,7 @@ def render_html(
     if summary.deleted:
         items = "".join(f"<li><code>{e(k)}</code></li>" for k in summary.deleted_examples)
         deleted = f"<h2>Gone from the source ({summary.deleted})</h2><ul>{items}</ul>"
+    routing = "".join(f"<li>{e(line)}</li>" for line in routing_lines(collector, storage))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html><html lang=en><meta charset=utf-8>
 <title>chromata run {e(summary.run_id)}</title><style>{CSS}</style>
@@ -132,6 +167,7 @@ def render_html(
 {f"<h2>Failures by reason</h2><table><tr><th>reason</th><th>images</th></tr>{failures}</table>" if failures else ""}
 {f"<table><tr><th>source</th><th>error</th></tr>{examples}</table>" if examples else ""}
 {deleted}
+{f"<h2>Routing to the curators</h2><ul>{routing}</ul>" if routing else ""}
 <h2>Least confident outputs</h2><div class=cards>{"".join(cards) or "<p>none</p>"}</div>
 <h2>Slowest images</h2><table><tr><th>source</th><th>time</th><th>size</th></tr>{slow}</table>
 </html>

@@ -12,11 +12,10 @@ import pyarrow.compute as pc
 from chromata.manifest import read_manifest
 from chromata.storage import Storage
 
-# BEGIN reference (written by benchmarks/scaling.py)
-# Fallback throughput when a destination has no history: `benchmarks/scaling.py --images 200`, built-in model, 1
-# CPU actor, 200 scans of 0.2–0.4 MP, 27.2 MB in 24.6 s (2026-12-02, 2 cores).
-REFERENCE_BYTES_PER_SECOND_PER_WORKER = 1.101e+06
-# END reference
+# There is no fallback rate for a destination without history: a figure measured once, on one machine and one
+# tree, goes stale with every change to the engine (the last one predated the #17 speed-ups) and says little about
+# another machine's cores or another collection's formats. The first run measures the rate; plans after it use it.
+UNKNOWN_BASIS = "unknown: no run on this destination yet; its first run measures the rate (chromata runs list)"
 
 
 @dataclass(frozen=True)
@@ -78,24 +77,24 @@ class Estimate:
     images: int
     bytes: int
     workers: int
-    bytes_per_second_per_worker: float
+    bytes_per_second_per_worker: float | None  # None: no run on this destination has measured it
     basis: str
 
     @property
-    def hours(self) -> float:
+    def hours(self) -> float | None:
+        if self.bytes_per_second_per_worker is None:
+            return None
         return self.bytes / (self.bytes_per_second_per_worker * self.workers) / 3600.0
 
 
 def estimate(images: int, total: int, history: list[RunStats], workers: int) -> Estimate:
     """Expected processing time for ``images`` of ``total`` bytes: the latest run's measured bytes/s per
-    worker, else the reference."""
+    worker; unknown (``hours`` None) when the destination has no run of at least 10 images to measure."""
     usable = [r for r in history if r.source_bytes > 0 and r.images >= 10]
-    if usable:
-        latest = usable[-1]
-        rate, basis = latest.bytes_per_second_per_worker, f"measured in run {latest.run_id}"
-    else:
-        rate, basis = REFERENCE_BYTES_PER_SECOND_PER_WORKER, "reference: built-in model, 1 CPU actor (2-core machine)"
-    return Estimate(images, total, workers, rate, basis)
+    if not usable:
+        return Estimate(images, total, workers, None, UNKNOWN_BASIS)
+    latest = usable[-1]
+    return Estimate(images, total, workers, latest.bytes_per_second_per_worker, f"measured in run {latest.run_id}")
 
 
 def find_run(storage: Storage, run_id: str) -> RunStats | None:

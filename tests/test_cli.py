@@ -155,3 +155,43 @@ def test_the_default_run_queues_a_budget_with_readable_reasons_and_plan_says_so(
     assert listed.exit_code == 0 and "2 pending" in listed.output, listed.output
     assert listed.output.count("among the least confident of its run") == 2
     assert "least_confident" not in listed.output  # words, not codes
+
+
+def test_calibrate_out_is_the_calibration_file_and_the_destination_has_its_own_option(tmp_path):
+    """``calibrate --out`` named the calibration file, and with --from-decisions the destination: now the
+    destination is --destination, and the old spelling still works with a deprecation warning."""
+    from tests.test_routing_fit import decided_destination
+
+    decided_destination(tmp_path)
+    dest = str(tmp_path / "out")
+    old = chromata("calibrate", "--from-decisions", "--out", dest, "--try")
+    assert old.returncode == 0, old.stderr
+    assert "deprecated: use --destination DEST" in old.stderr and "would be adopted" in old.stdout
+    _one_line_error(
+        chromata("calibrate", "--from-decisions", "--out", dest, "--destination", dest), "--out is the calibration file"
+    )
+    _one_line_error(chromata("calibrate", "--destination", dest), "--destination and --try go with --from-decisions")
+    help_text = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["calibrate", "--help"]).output
+    assert "--destination" in help_text and "--try" in help_text and "--bulk-weight" in help_text
+
+
+def test_iiif_command_names_sources_only_by_the_public_identifier_it_is_given(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from chromata.iiif import IIIF_KEY
+    from chromata.manifest import write_fragment
+    from chromata.storage import LocalStorage
+    from tests.test_manifest import rec
+
+    out = tmp_path / "out"
+    row = replace(rec("a.jpg"), source_uri="/srv/masters/restricted/a.jpg", output_uri=str(out / "a.jpg"))
+    write_fragment(LocalStorage(out), "s1", [row])
+    args = ["iiif", str(out), "--base-url", "https://img.example/out/", "--collection", "plates"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert "/srv/masters" not in (out / IIIF_KEY).read_text()
+    assert CliRunner().invoke(app, [*args, "--source-id", "{collection}:{stem}"]).exit_code == 0
+    manifest = json.loads((out / IIIF_KEY).read_text())
+    assert {"label": {"en": ["Source"]}, "value": {"en": ["plates:a"]}} in manifest["items"][0]["metadata"]
+    assert "/srv/masters" not in json.dumps(manifest)
+    _one_line_error(chromata(*args, "--source-id", "{source_uri}"), "--source-id: bad source id template")

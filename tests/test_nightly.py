@@ -67,6 +67,32 @@ def test_bad_collections_files_fail_with_one_line(tmp_path, text, message):
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_a_night_routes_by_the_newest_adopted_fit_never_by_a_fit_that_did_not_beat_the_current_score(tmp_path):
+    """The deployment's run resolves ``routing_fit = "latest"`` when it starts: the newest fit that was adopted,
+    not a newer one whose own report shows it does worse out of sample than the score it would replace."""
+    from dataclasses import replace
+
+    from chromata import routing_fit
+    from chromata.flows import nightly
+    from chromata.flows.nightly import build_deployments
+    from chromata.storage import LocalStorage
+    from tests.test_routing_fit import _examples_the_current_score_ranks_perfectly, decided_destination
+
+    storage, _ = decided_destination(tmp_path)  # its destination is tmp_path / "out"
+    path = tmp_path / "chromata.toml"
+    path.write_text(f'[[collections]]\nname = "plates"\nsource = "{tmp_path}/in"\ndestination = "{tmp_path}/out"\n')
+    (deployment,) = build_deployments(path)
+    cfg = deployment.parameters["cfg"]
+    assert cfg["routing_fit"] == "latest"
+    assert routing_fit.resolved(cfg["routing_fit"], LocalStorage(cfg["destination"])) is None  # no fit: fixed score
+    good, _, _ = routing_fit.from_decisions(storage)
+    worse = routing_fit.fit_routing(_examples_the_current_score_ranks_perfectly())
+    assert worse.report["cv_auroc"] < worse.report["current_auroc"]  # its own report says it does worse
+    routing_fit.save(storage, replace(worse, created_at="2999-01-01T00:00:00Z"))  # newer
+    assert routing_fit.resolved(cfg["routing_fit"], LocalStorage(cfg["destination"])) == good.to_json()
+    assert good.adopted and not worse.adopted and nightly.ROUTING_NOTE in deployment.description
+
+
 @pytest.mark.slow
 def test_deployments_are_scheduled_and_a_scheduled_run_executes(tmp_path, prefect_harness):
     from prefect.client.orchestration import get_client

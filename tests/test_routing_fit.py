@@ -198,12 +198,138 @@ def test_cli_writes_the_fit_and_prints_the_report_and_too_few_decisions_is_one_l
     from tests.test_cli import _one_line_error, chromata
 
     decided_destination(tmp_path)
-    proc = chromata("calibrate", "--from-decisions", "--out", str(tmp_path / "out"))
+    proc = chromata("calibrate", "--from-decisions", "--destination", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
-    assert "AUROC (5-fold CV)" in proc.stdout and "reason document_text" in proc.stdout and "gained" in proc.stdout
+    assert "AUROC (5-fold CV, out of sample)" in proc.stdout and "reason document_text" in proc.stdout
+    assert "gained" in proc.stdout and "adopted" in proc.stdout and "beats the current score" in proc.stdout
     (written,) = (tmp_path / "out" / "_chromata" / "routing").glob("fit-*.json")
     latest = routing_fit.load_latest(LocalStorage(tmp_path / "out"))
     assert latest == routing_fit.RoutingFit.from_json(written.read_text())
     (tmp_path / "empty").mkdir()
-    _one_line_error(chromata("calibrate", "--from-decisions", "--out", str(tmp_path / "empty")), "too few decisions")
-    _one_line_error(chromata("calibrate", "--from-decisions"), "--from-decisions needs --out DEST")
+    _one_line_error(
+        chromata("calibrate", "--from-decisions", "--destination", str(tmp_path / "empty")), "too few decisions"
+    )
+    _one_line_error(chromata("calibrate", "--from-decisions"), "--from-decisions needs --destination DEST")
+
+
+def test_a_trial_prints_the_report_and_adopts_nothing(tmp_path):
+    from tests.test_cli import chromata
+
+    decided_destination(tmp_path)
+    proc = chromata("calibrate", "--from-decisions", "--destination", str(tmp_path / "out"), "--try")
+    assert proc.returncode == 0, proc.stderr
+    assert "AUROC (5-fold CV, out of sample)" in proc.stdout and "would be adopted" in proc.stdout
+    assert "nothing written" in proc.stdout
+    assert not (tmp_path / "out" / "_chromata" / "routing").exists()
+    assert routing_fit.load_latest(LocalStorage(tmp_path / "out")) is None
+
+
+def _examples_the_current_score_ranks_perfectly(n: int = 80) -> list[Example]:
+    """Decisions that the score they were routed by sorts exactly (every bad one below every good one) while
+    the certainty and reasons a refit sees say nothing about them."""
+    rng = np.random.default_rng(11)
+    out = []
+    for i in range(n):
+        good = i % 3 != 0
+        current = float(rng.uniform(0.5, 1.0) if good else rng.uniform(0.0, 0.5))
+        reasons = ("low_contrast",) if rng.random() < 0.3 else ()
+        out.append(Example(f"p{i}", "c", float(rng.uniform(0, 1)), reasons, good, current, 1_800_000_000.0 + i))
+    return out
+
+
+def test_a_fit_that_does_not_beat_the_current_score_out_of_sample_is_not_adopted(tmp_path):
+    storage = LocalStorage(tmp_path / "out")
+    worse = fit_routing(_examples_the_current_score_ranks_perfectly())
+    rep = worse.report
+    assert rep["cv_auroc"] < rep["current_auroc"] == 1.0
+    key = routing_fit.save(storage, worse)  # kept for the record, where ``latest`` does not look
+    assert routing_fit.load_latest(storage) is None and routing_fit.resolved("latest", storage) is None
+    assert key.startswith("_chromata/routing/not-adopted/fit-")
+    assert not worse.adopted and "does not beat the current score out of sample" in rep["adoption"]["why"]
+    # a fit that beats the current score is adopted; a worse one made later does not replace it
+    better_storage, _ = decided_destination(tmp_path / "b")
+    better, better_key, _ = routing_fit.from_decisions(better_storage)
+    assert better.adopted and better_key is not None and "/not-adopted/" not in better_key
+    later = replace(worse, created_at="2999-01-01T00:00:00Z")
+    assert "/not-adopted/" in routing_fit.save(better_storage, later)
+    assert routing_fit.load_latest(better_storage) == better
+    # a fit from before the rule (no verdict in its report) is not adopted either
+    legacy = replace(better, created_at="2998-01-01T00:00:00Z", report={k: v for k, v in better.report.items()
+                                                                        if k != "adoption"})  # fmt: skip
+    legacy_key = routing_fit.save(better_storage, legacy)
+    assert "/not-adopted/" in legacy_key and not legacy.adopted
+    storage.create_once("_chromata/routing/fit-29980101T000000Z-legacy.json", legacy.to_json().encode())
+    assert routing_fit.load_latest(storage) is None
+
+
+def test_a_fit_that_beats_the_current_score_on_too_few_decisions_is_not_adopted():
+    few = [Example(f"i{i}", "c", (i % 10) / 10, (), i % 10 > 2, 0.5, 0.0) for i in range(20)]
+    fit = fit_routing(few)
+    assert fit.report["cv_auroc"] > fit.report["current_auroc"]
+    assert not fit.adopted and "too few decisions to judge it: 20 weighted" in fit.report["adoption"]["why"]
+
+
+def test_the_report_s_queue_figures_are_out_of_sample():
+    """The refit's queue at the threshold and the bad decisions it catches in the budget's queue come from
+    each decision scored by the fit of the folds it is not in — not from the fit of all of them."""
+    rng = np.random.default_rng(3)
+    codes = ["low_contrast", "heavy_noise", "tiny_image", "underexposed", "overexposed", "document_text"]
+    examples = [
+        Example(f"i{i}", "c", float(rng.uniform(0, 1)), tuple(c for c in codes if rng.random() < 0.3),
+                bool(rng.random() < 0.6), float(rng.uniform(0, 1)), 0.0)
+        for i in range(60)
+    ]  # fmt: skip
+    fit = fit_routing(examples)
+    oof = {}
+    for k in range(routing_fit.FOLDS):
+        train = [e for e in examples if routing_fit._fold_of(e.image_id, routing_fit.FOLDS) != k]
+        held = fit_routing(train)
+        for e in examples:
+            if routing_fit._fold_of(e.image_id, routing_fit.FOLDS) == k:
+                oof[e.image_id] = held.overall.score(e.certainty, e.reasons)
+    quota = fit.report["queue_at_budget"]
+    first = sorted(examples, key=lambda e: (oof[e.image_id], e.image_id))[:quota]
+    assert fit.report["bad_in_budget_queue_refit"] == sum(not e.good for e in first)
+    assert fit.report["queue_at_threshold_refit"] == sum(v < fit.report["threshold"] for v in oof.values())
+    # (the fit of all of them, scoring the decisions it was fitted on, catches more: what the report said before)
+    in_sample = sorted(examples, key=lambda e: (apply(fit, e.certainty, e.reasons, "c"), e.image_id))[:quota]
+    assert sum(not e.good for e in in_sample) > fit.report["bad_in_budget_queue_refit"]
+
+
+def test_an_unseen_high_chroma_uncertainty_keeps_the_fixed_factor_of_1():
+    """The fixed score never penalises high_chroma_uncertainty (the certainty holds it); a fit whose
+    decisions never saw it must not either, and its report says factor 1 for it when it is seen."""
+    examples = [Example(f"i{i}", "c", (i % 10) / 10, ("low_contrast",) if i % 4 == 0 else (), i % 10 > 2, 0.5, 0.0)
+                for i in range(40)]  # fmt: skip
+    fit = fit_routing(examples)
+    assert "high_chroma_uncertainty" not in fit.overall.reasons
+    assert apply(fit, 0.2, ["high_chroma_uncertainty"], "c") == apply(fit, 0.2, [], "c")
+    assert apply(fit, 0.2, ["sepia_toned"], "c") == apply(fit, 0.2, [], "c")
+    # an unseen input risk keeps the fixed penalty: its odds times INPUT_PENALTY
+    p, q = fit.overall.score(0.2, []), fit.overall.score(0.2, ["heavy_noise"])
+    assert (q / (1 - q)) / (p / (1 - p)) == pytest.approx(confidence.INPUT_PENALTY)
+    assert routing_fit.fixed_factor("high_chroma_uncertainty") == 1.0
+    assert routing_fit.fixed_factor("low_contrast") == confidence.INPUT_PENALTY
+
+
+def test_bulk_approvals_weigh_less_than_reviewed_ones():
+    """Text pages half approved, half rejected at the same certainty: when the approvals were made in bulk
+    from the grid (cards never opened), they count for less and the fit penalises text pages more."""
+
+    def examples(mode: str) -> list[Example]:
+        out = []
+        for i in range(80):
+            doc = i % 4 == 0
+            good = (i % 8 == 0) if doc else i % 10 > 1
+            out.append(Example(f"i{i}", "c", 0.3 + (i % 7) / 10, ("document_text",) if doc else (), good, 0.5, 0.0,
+                               mode if doc and good else "item"))  # fmt: skip
+        return out
+
+    reviewed, bulk = fit_routing(examples("item")), fit_routing(examples("bulk"))
+    assert bulk.overall.reasons["document_text"] < reviewed.overall.reasons["document_text"]
+    assert bulk.report["decisions_by_mode"] == {"item": 70, "bulk": 10, "unknown": 0}
+    assert bulk.report["effective_decisions"] == 70 + 10 * routing_fit.BULK_WEIGHT
+    same = fit_routing(examples("bulk"), bulk_weight=1.0)
+    assert same.overall == reviewed.overall
+    with pytest.raises(RoutingFitError, match="bulk weight"):
+        fit_routing(examples("bulk"), bulk_weight=0.0)

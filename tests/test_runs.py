@@ -7,7 +7,7 @@ from chromata.config import build_config
 from chromata.manifest import params_json, write_fragment
 from chromata.planning import plan_run
 from chromata.report import report_key
-from chromata.runs import REFERENCE_BYTES_PER_SECOND_PER_WORKER, estimate, run_history
+from chromata.runs import estimate, run_history
 from chromata.storage import LocalStorage
 from tests.test_manifest import rec
 
@@ -49,15 +49,20 @@ def test_run_history(tmp_path):
     assert b.run_id == "run-b" and b.started > a.finished
 
 
-def test_estimate_uses_latest_measured_run_or_reference(collection, tmp_path):
+def test_estimate_uses_the_latest_measured_run_and_is_unknown_without_one(collection, tmp_path):
+    """No fallback rate: a reference measured once (on one machine and tree) went stale with the engine's next
+    speed-up, so a destination without a measured run gets no time estimate rather than a wrong one."""
     cfg = build_config(source=str(collection), destination=str(tmp_path / "out"))
     p = plan_run(cfg)
     bytes_todo = sum(s.total_bytes for s in p.shards)
-    ref = estimate(p.images, bytes_todo, [], workers=2)
-    assert ref.bytes_per_second_per_worker == REFERENCE_BYTES_PER_SECOND_PER_WORKER and "reference" in ref.basis
-    assert ref.hours == bytes_todo / (REFERENCE_BYTES_PER_SECOND_PER_WORKER * 2) / 3600
-    measured = estimate(p.images, bytes_todo, run_history(_history(tmp_path / "hist")), workers=4)
+    unknown = estimate(p.images, bytes_todo, [], workers=2)
+    assert unknown.bytes_per_second_per_worker is None and unknown.hours is None
+    assert unknown.basis.startswith("unknown: no run on this destination yet")
+    history = run_history(_history(tmp_path / "hist"))
+    measured = estimate(p.images, bytes_todo, history, workers=4)
     assert "run-a" in measured.basis  # run-b has too few images to measure
+    assert measured.hours == bytes_todo / (history[0].bytes_per_second_per_worker * 4) / 3600
+    assert estimate(p.images, bytes_todo, history[1:], workers=4).hours is None  # run-b alone: too few images
 
 
 def test_runs_and_plan_commands(collection, tmp_path):
@@ -73,43 +78,24 @@ def test_runs_and_plan_commands(collection, tmp_path):
     planned = runner.invoke(app, ["plan", str(collection), "--out", str(tmp_path / "fresh"), "--workers", "2"])
     assert planned.exit_code == 0, planned.output
     assert "to colorize" in planned.output and "6" in planned.output and "expected processing time" in planned.output
+    assert "unknown: no run on this destination yet" in planned.output  # no history: no made-up rate
+    measured = runner.invoke(app, ["plan", str(collection), "--out", str(out), "--workers", "2"])
+    assert measured.exit_code == 0, measured.output
+    assert "measured in run run-a" in measured.output and " h (" in measured.output
 
 
-def _scaling_module():
-    import importlib.util
-    from pathlib import Path
+def test_the_run_report_says_how_its_images_were_routed_and_whether_the_fit_was_adopted(tmp_path):
+    from chromata import routing_fit
+    from chromata.report import ReportCollector, render_html
+    from chromata.summary import RunSummary
+    from tests.test_routing_fit import _examples_the_current_score_ranks_perfectly
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling.py"
-    spec = importlib.util.spec_from_file_location("scaling_benchmark", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_reference_rate_is_the_scaling_benchmark_s_and_the_docs_quote_it():
-    """The planner's reference comes from benchmarks/scaling.py (it rewrites the block in runs.py and the
-    section in docs/benchmarks.md in the same run), so the two cannot disagree without a failing test."""
-    import re
-    from pathlib import Path
-
-    scaling = _scaling_module()
-    root = Path(__file__).resolve().parents[1]
-    block = scaling.REFERENCE_BLOCK.search((root / "chromata" / "runs.py").read_text())
-    assert block, "chromata/runs.py lost the block benchmarks/scaling.py writes"
-    assert f"REFERENCE_BYTES_PER_SECOND_PER_WORKER = {REFERENCE_BYTES_PER_SECOND_PER_WORKER:.4g}" in block.group(0)
-    section = (root / "docs" / "benchmarks.md").read_text().split("<!-- BEGIN scaling -->", 1)[1]
-    section = section.split("<!-- END scaling -->", 1)[0]
-    quoted = re.search(r"REFERENCE_BYTES_PER_SECOND_PER_WORKER = ([0-9.e+]+)", section)
-    assert quoted and float(quoted.group(1)) == REFERENCE_BYTES_PER_SECOND_PER_WORKER
-
-
-def test_scaling_benchmark_rewrites_only_the_reference_block(tmp_path):
-    scaling = _scaling_module()
-    runs_py = tmp_path / "runs.py"
-    before = f"x = 1\n{scaling.reference_block(1.0e6, 'old')}y = 2\n"
-    runs_py.write_text(before)
-    scaling.write_reference(2.345e6, "measured", runs_py)
-    text = runs_py.read_text()
-    assert text.startswith("x = 1\n") and text.endswith("y = 2\n")
-    assert "REFERENCE_BYTES_PER_SECOND_PER_WORKER = 2.345e+06" in text and "measured" in text and "old" not in text
+    st = LocalStorage(tmp_path / "out")
+    worse = routing_fit.fit_routing(_examples_the_current_score_ranks_perfectly())
+    routing_fit.save(st, worse)
+    collector = ReportCollector()
+    collector.add([rec("a.jpg"), rec("b.jpg", params_json=params_json({"routing_fit_sha256": worse.sha256}))])
+    page = render_html(RunSummary("run-a", "src", "dst"), collector, st)
+    assert "Routing to the curators" in page and "1 images: the fixed score (no adopted routing fit)" in page
+    assert f"1 images: routing fit {worse.sha256[:12]}, NOT adopted (given explicitly)" in page
+    assert "does not beat the current score out of sample" in page

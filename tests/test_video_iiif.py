@@ -2,7 +2,6 @@
 Presentation 3 manifest of a run."""
 
 import json
-from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
 import cv2
@@ -96,20 +95,59 @@ def test_iiif_manifest_lists_each_colorized_image_labelled(collection, tmp_path)
         assert canvas["type"] == "Canvas" and canvas["width"] > 0 and canvas["height"] > 0
         anno = canvas["items"][0]["items"][0]
         assert anno["motivation"] == "painting" and anno["target"] == canvas["id"]
-        # a Choice: the colorized derivative first (what viewers show), the original to toggle to
-        assert anno["body"]["type"] == "Choice"
-        colorized, original = anno["body"]["items"]
-        assert colorized["label"]["en"] == ["AI colorized"] and original["label"]["en"] == ["Original"]
+        # no source_base_url: the colorized derivative alone (the originals are not published anywhere)
+        colorized = anno["body"]
+        assert colorized["type"] == "Image" and colorized["label"]["en"] == ["AI colorized"]
         key = unquote(colorized["id"].removeprefix("https://iiif.museum.example/colorized/"))
         img = cv2.imread(str(out / key), cv2.IMREAD_UNCHANGED)  # the painted image is the derivative itself
         assert img is not None and (img.shape[1], img.shape[0]) == (colorized["width"], colorized["height"])
-        assert colorized["type"] == original["type"] == "Image"
-        source = unquote(urlparse(original["id"]).path)  # no source_base_url: the source file itself
-        assert Path(source).is_file() and Path(source).parent == collection / Path(key).parent
-        src = cv2.imread(source, cv2.IMREAD_UNCHANGED)
-        assert (src.shape[1], src.shape[0]) == (original["width"], original["height"])
         assert "(AI colorized)" in canvas["label"]["en"][0]
-    json.dumps(m)
+    assert str(collection) not in json.dumps(m)  # the sources' folder on this machine is published nowhere
     published = build_manifest(LocalStorage(out), "https://x.example/c", "g", source_base_url="https://x.example/s/")
-    originals = [c["items"][0]["items"][0]["body"]["items"][1]["id"] for c in published["items"]]
-    assert sorted(originals) == sorted(f"https://x.example/s/{quote(r.source_key)}" for r in ok)
+    bodies = [c["items"][0]["items"][0]["body"] for c in published["items"]]
+    # a Choice: the colorized derivative first (what viewers show), the published original to toggle to
+    assert {b["type"] for b in bodies} == {"Choice"}
+    assert {(b["items"][0]["label"]["en"][0], b["items"][1]["label"]["en"][0]) for b in bodies} == {
+        ("AI colorized", "Original")
+    }
+    originals = [b["items"][1] for b in bodies]
+    assert sorted(o["id"] for o in originals) == sorted(f"https://x.example/s/{quote(r.source_key)}" for r in ok)
+    for o in originals:
+        src = cv2.imread(str(collection / unquote(urlparse(o["id"]).path).removeprefix("/s/")))
+        assert src is not None and (src.shape[1], src.shape[0]) == (o["width"], o["height"])
+
+
+def test_the_iiif_manifest_never_publishes_the_sources_internal_path(tmp_path):
+    """A canvas used to name its source by ``source_uri`` (a server folder, a private bucket) and offer that
+    address as the original. Now a source is named only by a configured public identifier, and an original
+    only where ``source_base_url`` publishes it."""
+    from dataclasses import replace
+
+    from tests.test_manifest import rec
+
+    out = tmp_path / "out"
+    private = "s3://museum-private-masters/restricted"
+    rows = [
+        replace(rec(f"box-{i}/plate {i}.tif"), source_uri=f"{private}/box-{i}/plate {i}.tif",
+                output_uri=str(out / f"box-{i}/plate {i}.tif"))
+        for i in range(2)
+    ]  # fmt: skip
+    write_fragment(LocalStorage(out), "s1", rows)
+
+    def manifest(template):  # type: ignore[no-untyped-def]
+        return build_manifest(LocalStorage(out), "https://iiif.example/c", "plates", source_id_template=template)
+
+    def sources(m):  # type: ignore[no-untyped-def]
+        return sorted(x["value"]["en"][0] for c in m["items"] for x in c["metadata"] if x["label"]["en"] == ["Source"])
+
+    default = json.dumps(manifest(None))
+    assert "museum-private-masters" not in default and "restricted" not in default and "s3://" not in default
+    assert sources(json.loads(default)) == []  # no identifier configured: the source is not named
+    named = manifest("{collection}/{key}")
+    assert "museum-private-masters" not in json.dumps(named)
+    assert sources(named) == ["plates/box-0/plate 0.tif", "plates/box-1/plate 1.tif"]
+    assert sorted(c["label"]["en"][0] for c in named["items"]) == [f"{s} (AI colorized)" for s in sources(named)]
+    assert sources(manifest("MUS-{stem}")) == ["MUS-plate 0", "MUS-plate 1"]
+    for bad in ("{source_uri}", "{key.__class__}", "{0}", "{", ""):
+        with pytest.raises(ValueError, match="bad source id template"):
+            manifest(bad)

@@ -67,18 +67,29 @@ def iiif(
     source_base_url: Annotated[
         str | None, typer.Option(help="HTTP(S) address where the originals are served (each canvas offers both)")
     ] = None,
+    source_id: Annotated[
+        str | None,
+        typer.Option(
+            help="public identifier of each source, e.g. '{collection}/{key}' ({collection}, {key}, {name}, {stem}, "
+            "{image_id}); default: no source named (never the source's internal path)"
+        ),
+    ] = None,
 ) -> None:
     """Write a IIIF Presentation 3 manifest of the colorized images, labelled "AI colorized"."""
     from chromata.errors import ConfigError
-    from chromata.iiif import write_manifest
+    from chromata.iiif import check_source_id, write_manifest
     from chromata.storage import open_storage
 
     for option, url in (("--base-url", base_url), ("--source-base-url", source_base_url)):
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"{option} must be an http(s) address")
+    try:
+        check_source_id(source_id)
+    except ValueError as exc:
+        raise ConfigError(f"--source-id: {exc}") from None
     storage = open_storage(destination, endpoint_url)
     name = collection or destination.rstrip("/").rsplit("/", 1)[-1]
-    key, canvases = write_manifest(storage, base_url, name, source_base_url)
+    key, canvases = write_manifest(storage, base_url, name, source_base_url, source_id)
     console.print(f"IIIF manifest with {canvases} canvases: {storage.uri(key)}")
 
 

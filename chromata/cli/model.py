@@ -147,25 +147,43 @@ def calibrate(
     crops: Annotated[int, typer.Option(help="random crops per photo, besides the whole photo")] = 4,
     target: Annotated[float | None, typer.Option(help="CIEDE2000 that counts as good (default: median)")] = None,
     out: Annotated[
-        str | None, typer.Option(help="calibration JSON (default: beside the weights); --from-decisions: destination")
+        str | None, typer.Option(help="where to write the calibration JSON (default: beside the weights)")
     ] = None,
     report_dir: Annotated[Path | None, typer.Option(help="write reliability.png and calibration.json here")] = None,
     from_decisions: Annotated[
-        bool, typer.Option(help="refit the review routing of --out from its curators' exported decisions")
+        bool, typer.Option(help="refit the review routing of --destination from its curators' exported decisions")
+    ] = False,
+    destination: Annotated[
+        str | None,
+        typer.Option("--destination", "--dest", help="--from-decisions: the run destination whose decisions to use"),
+    ] = None,
+    trial: Annotated[
+        bool,
+        typer.Option("--try", "--dry-run", help="--from-decisions: print the report and the verdict, write nothing"),
     ] = False,
     budget: Annotated[float, typer.Option(help="--from-decisions: the review budget the report uses")] = 0.15,
+    bulk_weight: Annotated[
+        float, typer.Option(help="--from-decisions: weight of a bulk approval against a reviewed decision")
+    ] = 0.5,
 ) -> None:
     """Fit the map from raw confidence to P(CIEDE2000 <= target) on photos with their colour removed.
 
     Photos are split by a hash of their name: one half fits the map, the other half measures it
-    (AUROC, reliability diagram), so no photo is used for both."""
+    (AUROC, reliability diagram), so no photo is used for both. With --from-decisions: refit the review
+    routing from the curators' decisions, adopted only if it beats the current score out of sample."""
     from chromata.errors import ConfigError
 
     if from_decisions:
-        _calibrate_from_decisions(out, budget)
+        if out is not None and destination is not None:
+            raise ConfigError("--out is the calibration file: give the destination once, as --destination")
+        if out is not None:  # the old spelling: --from-decisions --out DEST
+            typer.echo("warning: --from-decisions --out DEST is deprecated: use --destination DEST", err=True)
+        _calibrate_from_decisions(destination or out, budget, bulk_weight, trial)
         return
+    if destination is not None or trial:
+        raise ConfigError("--destination and --try go with --from-decisions")
     if data is None:
-        raise ConfigError("--data is required (or --from-decisions --out DEST)")
+        raise ConfigError("--data is required (or --from-decisions --destination DEST)")
     from chromata.calibration_study import calibrate_model
 
     result, written = calibrate_model(data, model, files, crops, target, Path(out) if out else None, report_dir)
@@ -173,15 +191,17 @@ def calibrate(
     console.print(f"calibration written to {written}")
 
 
-def _calibrate_from_decisions(dest: str | None, budget: float) -> None:
+def _calibrate_from_decisions(dest: str | None, budget: float, bulk_weight: float, trial: bool) -> None:
     from chromata import routing_fit
     from chromata.errors import ConfigError
     from chromata.storage import open_storage
 
     if not dest:
-        raise ConfigError("--from-decisions needs --out DEST: the destination whose decisions to learn from")
+        raise ConfigError("--from-decisions needs --destination DEST: the destination whose decisions to learn from")
     try:
-        fit, key, skipped = routing_fit.from_decisions(open_storage(dest), budget=budget)
+        fit, key, skipped = routing_fit.from_decisions(
+            open_storage(dest), write=not trial, budget=budget, bulk_weight=bulk_weight
+        )
     except routing_fit.RoutingFitError as exc:
         raise ConfigError(str(exc)) from None
     table = Table(title=f"routing refit from curators' decisions (sha256 {fit.sha256[:12]})")
@@ -190,7 +210,16 @@ def _calibrate_from_decisions(dest: str | None, budget: float) -> None:
     for what, value in routing_fit.report_rows(fit, skipped):
         table.add_row(what, value)
     console.print(table)
-    console.print(f"routing fit written to {key} under {dest}; nightly runs use the latest")
+    if trial:
+        verdict = "would be adopted" if fit.adopted else "would not be adopted"
+        console.print(f"trial: the fit {verdict}; nothing written under {dest}")
+    elif fit.adopted:
+        console.print(f"adopted: written to {key} under {dest}; runs with routing_fit 'latest' (nightly) use it")
+    else:
+        console.print(
+            f"not adopted: written for the record to {key} under {dest}; runs with routing_fit 'latest' "
+            "(nightly) keep the newest adopted fit, or the fixed score"
+        )
 
 
 @commands.command("models")

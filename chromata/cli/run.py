@@ -53,6 +53,10 @@ def run(
     iiif_base_url: Annotated[
         str | None, typer.Option(help="also write a IIIF manifest; where the destination is served over HTTP")
     ] = None,
+    iiif_source_id: Annotated[
+        str | None,
+        typer.Option(help="IIIF: public identifier of each source, e.g. '{collection}/{key}' (default: none named)"),
+    ] = None,
     retry_failed: Annotated[bool, typer.Option(help="process again images that failed before")] = False,
     redo_rejected: Annotated[
         bool, typer.Option(help="colorize again images curators rejected (e.g. with another --model)")
@@ -94,6 +98,7 @@ def run(
         c2pa_cert=c2pa_cert,
         c2pa_key=c2pa_key,
         iiif_base_url=iiif_base_url,
+        iiif_source_id=iiif_source_id,
         retry_failed=retry_failed,
         redo_rejected=redo_rejected,
         reprocess_if_model_changed=reprocess_if_model_changed,
@@ -218,12 +223,19 @@ def plan(
         ("bytes to read", f"{est.bytes / 1e6:,.1f} MB"),
         ("shards", str(p.shard_count)),
         ("workers", str(workers)),
-        ("throughput per worker", f"{est.bytes_per_second_per_worker / 1e6:.2f} MB/s ({est.basis})"),
-        ("expected processing time", f"{est.hours:.2f} h ({est.hours * 60:.0f} min)"),
+        ("throughput per worker", _rate_line(est.bytes_per_second_per_worker, est.basis)),
+        (
+            "expected processing time",
+            "unknown" if est.hours is None else f"{est.hours:.2f} h ({est.hours * 60:.0f} min)",
+        ),
         ("to the review queue", _queue_line(cfg, queued, p.images)),
     ):
         t.add_row(k, v)
     console.print(t)
+
+
+def _rate_line(rate: float | None, basis: str) -> str:
+    return basis if rate is None else f"{rate / 1e6:.2f} MB/s ({basis})"
 
 
 def _queue_line(cfg: Any, queued: int, images: int) -> str:

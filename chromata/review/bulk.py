@@ -1,5 +1,6 @@
 """Bulk decisions: many items approved or rejected at once, each still claimed and decided one by one through
-the queue's own API, so that every decision is its own row in the append-only log with the curator's name.
+the queue's own API, so that every decision is its own row in the append-only log with the curator's name,
+logged with mode ``bulk`` (the card decided from the grid, not reviewed on its own page).
 
 An item someone else holds (an unexpired claim) is skipped, never taken over; so is one that is no longer
 pending (decided meanwhile, or gone). No web framework imports here.
@@ -20,7 +21,9 @@ BULK_MAX = 500
 class _Queue(Protocol):
     def get(self, item_id: int) -> QueueEntry | None: ...
     def claim(self, item_id: int, username: str, lease_seconds: float = 900.0) -> bool: ...
-    def decide(self, item_id: int, username: str, decision: str, note: str = "", admin: bool = False) -> None: ...
+    def decide(
+        self, item_id: int, username: str, decision: str, note: str = "", admin: bool = False, mode: str = "item"
+    ) -> None: ...
 
 
 @dataclass
@@ -62,7 +65,7 @@ def decide_each(
             (out.held if current is not None and current.status == "pending" else out.gone).append(item_id)
             continue
         try:
-            queue.decide(item_id, username, decision, note)
+            queue.decide(item_id, username, decision, note, mode="bulk")
         except ClaimError:  # the lease ran out between the claim and the decision and someone took it
             out.held.append(item_id)
             continue

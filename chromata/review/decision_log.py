@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from chromata.review.schema import DECISIONS, ClaimError, ReviewDecision, ReviewItem
+from chromata.review.schema import DECISIONS, MODES, ClaimError, ReviewDecision, ReviewItem
 
 NOTE_MAX = 4000
 
@@ -18,11 +18,16 @@ NOTE_MAX = 4000
 class DecisionLog:
     engine: Engine
 
-    def decide(self, item_id: int, username: str, decision: str, note: str = "", admin: bool = False) -> None:
+    def decide(
+        self, item_id: int, username: str, decision: str, note: str = "", admin: bool = False, mode: str = "item"
+    ) -> None:
         """Record a decision (append-only) and set the item's status; the curator must hold the claim
-        (an admin may decide any pending item). Raises :class:`ClaimError` otherwise."""
+        (an admin may decide any pending item). Raises :class:`ClaimError` otherwise. ``mode`` says how it
+        was made: ``item`` (reviewed on its own) or ``bulk`` (with other cards from the grid)."""
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision {decision!r}: use {', '.join(DECISIONS)}")
+        if mode not in MODES:
+            raise ValueError(f"unknown decision mode {mode!r}: use {', '.join(MODES)}")
         if decision == "recolour" and not note.strip():
             raise ValueError("a 'needs re-colour' decision needs a note saying what is wrong")
         now = time.time()
@@ -44,11 +49,13 @@ class DecisionLog:
                     decision=decision,
                     note=note.strip()[:NOTE_MAX],
                     decided_at=now,
+                    mode=mode,
                 )
             )
 
     def decisions(self) -> list[dict[str, Any]]:
-        """The whole audit log, oldest first, with the item's identifiers."""
+        """The whole audit log, oldest first, with the item's identifiers (``mode`` None: logged before it
+        was recorded)."""
         q = (
             select(ReviewDecision, ReviewItem)
             .join(ReviewItem, ReviewItem.id == ReviewDecision.item_id)
@@ -71,6 +78,7 @@ class DecisionLog:
                     "decision": d.decision,
                     "note": d.note,
                     "decided_at": d.decided_at,
+                    "mode": d.mode,
                 }
                 for d, i in s.execute(q)
             ]

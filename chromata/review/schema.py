@@ -16,6 +16,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("curator", "admin")
 DECISIONS = {"approve": "approved", "reject": "rejected", "recolour": "needs_recolour"}
+# How a decision was made (``ReviewDecision.mode``): the item reviewed on its own (its page, or alone through
+# the API), or one of many cards decided at once from the queue grid. Bulk approvals weigh less when the
+# decisions refit the routing (chromata.routing_fit).
+MODES = ("item", "bulk")
 RERUN_STATUSES = ("rejected", "needs_recolour")
 
 
@@ -93,6 +97,7 @@ class ReviewDecision(Base):
     decision: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
     decided_at: Mapped[float] = mapped_column(Float)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)  # MODES; null: before migration 0004
 
     __table_args__ = (Index("ix_review_decisions_user_time", "username", "decided_at"),)
 

@@ -68,8 +68,9 @@ class Statistics:
         return {"collections": collections, "runs": runs, "reasons": reasons, "statuses": statuses}
 
     def health(self, now: float | None = None) -> dict[str, Any]:
-        """The admin page: pending items, the age of the oldest, and decisions per curator per UTC day
-        over the last ``HEALTH_DAYS`` days (newest day first)."""
+        """The admin page (and ``/api/health``): pending items, the age of the oldest, and decisions per curator
+        per UTC day over the last ``HEALTH_DAYS`` days (newest day first; ``days`` says how many). Older
+        decisions stay in the log and its export; only this table leaves them out."""
         now = now or time.time()
         day = self._day(ReviewDecision.decided_at)
         per_day = (
@@ -85,6 +86,7 @@ class Statistics:
         return {
             "pending": int(n),
             "oldest_pending_age_seconds": (now - oldest) if oldest else 0.0,
+            "days": HEALTH_DAYS,
             "decisions_per_curator_per_day": [
                 {"curator": u, "day": time.strftime("%Y-%m-%d", time.gmtime(int(d) * DAY)), "decisions": int(k)}
                 for u, d, k in rows

@@ -78,7 +78,7 @@ def api_decide(
 ) -> dict[str, Any]:
     check_csrf(user, x_csrf_token)
     try:
-        ctx.queue.decide(item_id, user.username, body.decision, body.note, admin=user.is_admin)
+        ctx.queue.decide(item_id, user.username, body.decision, body.note, admin=user.is_admin, mode="item")
     except ClaimError as exc:
         raise HTTPException(409, str(exc)) from exc
     except ValueError as exc:

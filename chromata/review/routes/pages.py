@@ -128,7 +128,7 @@ def decide_form(
 ) -> Response:
     check_csrf(user, csrf_token)
     try:
-        ctx.queue.decide(item_id, user.username, decision, note, admin=user.is_admin)
+        ctx.queue.decide(item_id, user.username, decision, note, admin=user.is_admin, mode="item")
     except (ClaimError, ValueError) as exc:
         return HTMLResponse(f"<h1>409 Conflict</h1><p>{exc}</p><p><a href='/items/{item_id}'>back</a></p>", 409)
     METRICS.review_decisions.labels(user.username, decision).inc()
