@@ -37,7 +37,7 @@ Pre- and post-processing follow DeOldify's ``ColorizerFilter`` where chromata al
   area reduction instead of PIL's bilinear stretch), makes the grey RGB from it in float
   (:func:`chromata.models.postprocess.grey_rgb`, no 8-bit rounding), normalises, runs the generator,
   de-normalises and clamps as DeOldify does, and merges as DeOldify does — the output's U and V with the grey
-  input's Y (:func:`yuv_merged`) — at the working size. The a*/b* of that image is the prediction; chromata
+  input's Y (``postprocess.yuv_merged``) — at the working size. The a*/b* of that image is the prediction; chromata
   then merges it with the full-resolution L* of the scan (its own CIELab merge, which keeps 16-bit samples).
   The one difference left is the luminance kept: the scan's L* rather than its BT.601 Y. On the test image
   (``tests/test_deoldify.py``, render factor 4, colours of mean C* 30) chromata's output is within mean
@@ -66,7 +66,14 @@ from torch import nn
 
 from chromata.calibration_map import Calibration
 from chromata.models.base import F32, ChromaPrediction, pick_device
-from chromata.models.postprocess import estimated_uncertainty, grey_rgb, restrained, restraint_facts
+from chromata.models.postprocess import (
+    estimated_uncertainty,
+    grey_rgb,
+    restrained,
+    restraint_facts,
+    rgb_to_ab,
+    yuv_merged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -619,18 +626,6 @@ def _checked_options(input_size: int | None, precision: str, device: str) -> int
     return size
 
 
-BT601_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Y of OpenCV's RGB <-> YUV, which DeOldify merges in
-
-
-def yuv_merged(grey: F32, rgb: F32) -> F32:
-    """DeOldify's colour merge at the working size: the U and V of the generator's ``rgb`` with the Y of the
-    ``grey`` input (both (N, S, S, 3) in [0, 1]). YUV is linear in RGB, so keeping U and V and replacing Y is
-    adding the same (Y_grey - Y_rgb) to R, G and B; clipped to [0, 1] as an 8-bit image is. The a*/b* of this
-    image is what chromata then merges with the scan's full-resolution L*."""
-    shift = (grey - rgb) @ BT601_LUMA
-    return np.clip(rgb + shift[..., None], 0.0, 1.0).astype(np.float32)
-
-
 class DeOldifyColorizer:
     """A published DeOldify generator as a chromata ``Colorizer``: L* -> grey RGB -> generator -> CIE a*/b*.
 
@@ -700,12 +695,10 @@ class DeOldifyColorizer:
         return np.ascontiguousarray(rgb, dtype=np.float32)
 
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
-        from chromata import color
 
         light = np.asarray(lightness, np.float32)
         rgb = yuv_merged(grey_rgb(light), self.rgb(light))
-        ab = np.stack([color.bgr_to_lab(np.ascontiguousarray(im[..., ::-1]))[..., 1:] for im in rgb])
-        ab = np.ascontiguousarray(ab, dtype=np.float32)
+        ab = rgb_to_ab(rgb)
         return ChromaPrediction(ab=restrained(self, light, ab), uncertainty=estimated_uncertainty(light, ab))
 
     def describe(self) -> dict[str, object]:

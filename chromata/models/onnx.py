@@ -12,8 +12,9 @@ and output, or described by a JSON card beside the file (``MODEL.onnx.json``, ke
 * 3 -> 2 channels: the grey image as RGB in 0..1 -> a*/b* (DDColor's own export script: ``input``
   [1, 3, 512, 512] -> ``output`` [1, 2, 512, 512], ImageNet normalisation inside the graph);
 * 3 -> 3 channels: the grey image as RGB in 0..255 -> a colour RGB image in 0..255 (the common DeOldify ONNX
-  ports, which wrap the generator between a /255 + ImageNet normalisation and its inverse); chromata keeps the
-  chroma of that image (CIELab a*/b*) and merges it with the full-resolution L*.
+  ports, which wrap the generator between a /255 + ImageNet normalisation and its inverse); chromata merges that
+  image as DeOldify does (its U, V with the grey input's Y) and keeps the result's CIELab a*/b*, which it merges
+  with the full-resolution L*.
 
 Without an ``uncertainty`` output the uncertainty is estimated from the grey input and the colours by the
 harm estimator's proxy for the built-in model's entropy (``chromata.harm``), so images still get different
@@ -32,7 +33,14 @@ import numpy as np
 
 from chromata.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction
-from chromata.models.postprocess import estimated_uncertainty, grey_rgb, restrained, restraint_facts, rgb_to_ab
+from chromata.models.postprocess import (
+    estimated_uncertainty,
+    grey_rgb,
+    restrained,
+    restraint_facts,
+    rgb_to_ab,
+    yuv_merged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +210,14 @@ class OnnxColorizer:
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
         conv = self.convention
         x = np.ascontiguousarray(lightness, dtype=np.float32)[:, None]
+        grey = grey_rgb(x[:, 0])
         if conv.input == "rgb":
-            rgb = grey_rgb(x[:, 0]) * np.float32(conv.input_range)
-            x = np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32)
+            x = np.ascontiguousarray((grey * np.float32(conv.input_range)).transpose(0, 3, 1, 2), dtype=np.float32)
         names = [self.ab_name] + ([self.unc_name] if self.unc_name else [])
         result = self.session.run(names, {self.input_name: x})
         y = np.ascontiguousarray(np.asarray(result[0], dtype=np.float32).transpose(0, 2, 3, 1))
-        ab_nhwc = y if conv.output == "ab" else rgb_to_ab(y / np.float32(conv.output_range))
+        # a colour image's chroma as DeOldify merges it: its U, V with the grey input's Y (postprocess.yuv_merged)
+        ab_nhwc = y if conv.output == "ab" else rgb_to_ab(yuv_merged(grey, y / np.float32(conv.output_range)))
         if self.unc_name:
             unc = np.asarray(result[1], dtype=np.float32)
         else:

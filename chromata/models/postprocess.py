@@ -66,3 +66,15 @@ def rgb_to_ab(rgb: F32) -> F32:
 
     x = np.clip(np.asarray(rgb, np.float32), 0.0, 1.0)
     return np.stack([color.bgr_to_lab(np.ascontiguousarray(im[..., ::-1]))[..., 1:] for im in x]).astype(np.float32)
+
+
+BT601_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Y of OpenCV's RGB <-> YUV, which DeOldify merges in
+
+
+def yuv_merged(grey: F32, rgb: F32) -> F32:
+    """DeOldify's colour merge at the working size: the U and V of a model's colour ``rgb`` with the Y of the
+    ``grey`` input (both (N, S, S, 3) in [0, 1]). YUV is linear in RGB, so keeping U and V and replacing Y is
+    adding the same (Y_grey - Y_rgb) to R, G and B; clipped to [0, 1] as an 8-bit image is. The a*/b* of this
+    image is what chromata then merges with the scan's full-resolution L*."""
+    shift = (np.asarray(grey, np.float32) - np.asarray(rgb, np.float32)) @ BT601_LUMA
+    return np.clip(rgb + shift[..., None], 0.0, 1.0).astype(np.float32)
