@@ -22,7 +22,7 @@ from chromata import calibration as cal
 from chromata import color, confidence, inputchecks
 from chromata.calibration_map import Calibration
 from chromata.errors import ConfigError
-from chromata.models.base import Colorizer
+from chromata.models.base import Colorizer, model_input
 
 MIN_PHOTOS = 6
 
@@ -56,7 +56,7 @@ def collect_samples(
         for view in views:
             lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(view)))
             lightness = np.ascontiguousarray(lab[..., 0])
-            pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
+            pred = model.predict_ab(model_input(model, lightness)[None])
             reasons = inputchecks.input_reasons(lightness, view.shape[1], view.shape[0])
             report = confidence.score(pred.uncertainty[0], reasons)
             result = color.bgr_to_lab(color.merge_chroma(lightness, pred.ab[0]))

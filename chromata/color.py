@@ -175,10 +175,28 @@ def reduce_lightness(lightness: F32) -> F32:
     return reducer.result()
 
 
-def working_lightness(lightness: F32, size: int) -> F32:
+RESAMPLINGS = ("area", "srgb-bilinear")
+
+
+def lightness_to_gray(lightness: F32) -> F32:
+    """The sRGB-encoded neutral grey in [0, 1] of an L* image: the inverse of :func:`gray_to_lightness`."""
+    fy = (np.asarray(lightness, np.float32) + np.float32(16.0)) / np.float32(116.0)
+    return _linear_to_srgb(_f_inv(fy))
+
+
+def working_lightness(lightness: F32, size: int, resample: str = "area") -> F32:
     """L* -> a model's square working resolution: block-reduced (``reduce_lightness``), then area-averaged.
-    The same for a scan held whole and one streamed in bands (``chromata.tiled``)."""
+    The same for a scan held whole and one streamed in bands (``chromata.tiled``).
+
+    ``resample="srgb-bilinear"``: stretched as the sRGB grey image by OpenCV's bilinear resize, then L* — what
+    DDColor's official inference feeds its network (it resizes the image, then takes L*); its colours depend on
+    it (tests/test_ddcolor.py)."""
     small = reduce_lightness(lightness)
+    if resample == "srgb-bilinear":
+        grey = cv2.resize(lightness_to_gray(small), (size, size), interpolation=cv2.INTER_LINEAR)
+        return gray_to_lightness(np.asarray(grey, np.float32))
+    if resample != "area":
+        raise ValueError(f"unknown resampling {resample!r}: use {', '.join(RESAMPLINGS)}")
     return np.asarray(cv2.resize(small, (size, size), interpolation=cv2.INTER_AREA), dtype=np.float32)
 
 

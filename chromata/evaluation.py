@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from chromata import color
-from chromata.models.base import Colorizer
+from chromata.models.base import Colorizer, model_input
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def score_image(name: str, bgr_truth: np.ndarray, model: Colorizer) -> ImageScor
     unit = color.to_unit_float(bgr_truth)
     lab_truth = color.bgr_to_lab(unit)
     lightness = np.ascontiguousarray(lab_truth[..., 0])
-    pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
+    pred = model.predict_ab(model_input(model, lightness)[None])
     out = color.merge_chroma(lightness, pred.ab[0])
     lab_out = color.bgr_to_lab(out)
     gray_lab = lab_truth.copy()

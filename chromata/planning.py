@@ -25,7 +25,7 @@ from chromata.config import RunConfig
 from chromata.errors import StorageError
 from chromata.formats import BY_EXTENSION, is_media_key
 from chromata.manifest import HISTORY_COLUMNS, fragment_key
-from chromata.models import weights_sha256
+from chromata.models import check_model, weights_sha256
 from chromata.pipeline import Shard, make_shards
 from chromata.storage import ObjectInfo, S3Storage, list_objects, open_storage
 
@@ -57,6 +57,7 @@ def preflight(cfg: RunConfig) -> None:
     """Fail fast with one clear message if the source cannot be listed or the destination written."""
     open_storage(cfg.source, cfg.endpoint_url).check_readable()
     open_storage(cfg.destination, cfg.endpoint_url).check_writable()
+    check_model(cfg.model, cfg.model_size)  # a wrong or damaged weights file: one line, before any engine starts
 
 
 # ``is_media_key``, vectorised. ``posixpath.splitext`` takes the extension from the last dot of the last

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from chromata import color
-from chromata.models.base import Colorizer
+from chromata.models.base import Colorizer, model_input
 
 GRAY, MEAN_CHROMA = "baseline: grey", "baseline: mean chroma"
 
@@ -212,7 +212,7 @@ def evaluate_models(
         lightness = np.ascontiguousarray(lab[..., 0])
         outputs: list[tuple[str, np.ndarray, float | None]] = []
         for label, model in models:
-            pred = model.predict_ab(color.working_lightness(lightness, model.input_size)[None])
+            pred = model.predict_ab(model_input(model, lightness)[None])
             outputs.append((label, color.merge_chroma(lightness, pred.ab[0]), float(pred.uncertainty.mean())))
         zeros = np.zeros((*lightness.shape, 2), np.float32)
         gray = color.lab_to_bgr(np.dstack([lightness, zeros]))

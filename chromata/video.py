@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from chromata import color, inputchecks
 from chromata.errors import ImageError
 from chromata.formats import BY_EXTENSION
-from chromata.models.base import Colorizer
+from chromata.models.base import Colorizer, model_input
 
 F32 = NDArray[np.float32]
 CUT_THRESHOLD = 15.0  # mean |ΔL*| between frames above which a new shot starts
@@ -180,7 +180,7 @@ def colorize_stream(
     try:
         for frame in _frames(src):
             light = color.grey_pixels_to_lightness(_grey(frame))
-            pending.append((light, color.working_lightness(light, model.input_size)))
+            pending.append((light, model_input(model, light)))
             if len(pending) >= chunk:
                 flush()
             if smooth.frames + len(pending) >= max_frames:

@@ -23,6 +23,7 @@ __all__ = [
     "Colorizer",
     "ModelFamily",
     "calibration_path",
+    "check_model",
     "family",
     "load_colorizer",
     "model_facts",
@@ -60,6 +61,7 @@ class ModelFamily:
     default_size: int | None = None  # working size when --model-size is not given
     licence: str = ""  # the licence of the published weights (and of the architecture's official code)
     published: str = ""  # where a museum downloads the official weights, and which files
+    check: Callable[[Path], object] | None = None  # checks a weights file without building the network
 
     def check_size(self, size: int | None) -> None:
         """A one-line error if ``size`` is no working size for this family."""
@@ -111,6 +113,18 @@ def _load_deoldify(path: Path, o: LoadOptions) -> Colorizer:
     return DeOldifyColorizer.load(path, device=o.device, input_size=o.input_size, precision=o.precision)
 
 
+def _check_ddcolor(path: Path) -> object:
+    from chromata.models.ddcolor import check_file
+
+    return check_file(path)
+
+
+def _check_deoldify(path: Path) -> object:
+    from chromata.models.deoldify import check_file
+
+    return check_file(path)
+
+
 def _load_onnx(path: Path, o: LoadOptions) -> Colorizer:
     from chromata.models.onnx import OnnxColorizer
 
@@ -158,6 +172,7 @@ FAMILIES: dict[str, ModelFamily] = {
             "DDColor (Kang et al., ICCV 2023): the authors' published checkpoints, tiny or large, as downloaded",
             f"{_PROXY}; {_BESIDE}",
             _load_ddcolor,
+            check=_check_ddcolor,
             size_step=32,
             default_size=512,
             licence="Apache-2.0",
@@ -170,6 +185,7 @@ FAMILIES: dict[str, ModelFamily] = {
             "DeOldify (Antic, 2018-2020): the published NoGAN generators (artistic, stable, video), as downloaded",
             f"{_PROXY}; {_BESIDE}",
             _load_deoldify,
+            check=_check_deoldify,
             size_step=16,
             default_size=560,
             licence="MIT",
@@ -245,6 +261,28 @@ def _calibration_for(weights: Path, weights_sha256: str) -> Calibration | None:
         log.warning("ignoring %s: it was fitted for other weights", path)
         return None
     return cal
+
+
+def check_model(spec: str, input_size: int | None = None) -> None:
+    """What ``chromata run`` checks before it starts any engine: the weights a spec names exist and are a model
+    of that family (one-line :class:`ConfigError` otherwise), so a wrong download fails in one line instead of
+    in every actor. Families with a ``check`` read the file without building the network (a DDColor-L
+    checkpoint is 0.9 GB); the others are loaded once on the CPU; shipped weights are trusted."""
+    fam = family(spec)
+    fam.check_size(input_size)
+    arg = spec.partition(":")[2]
+    if arg in fam.packaged:
+        return
+    path = model_path(spec)
+    if fam.check is None:
+        load_colorizer(spec, device="cpu", input_size=input_size)
+        return
+    try:
+        fam.check(path)
+    except ImportError as exc:
+        raise ConfigError(f"model {fam.kind!r} needs an optional package: {exc}") from exc
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def weights_sha256(spec: str = "builtin") -> str:

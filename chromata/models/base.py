@@ -6,6 +6,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +44,37 @@ class Colorizer(Protocol):
     def describe(self) -> dict[str, object]:
         """Provenance facts about the model (name, weights hash, decoding parameters)."""
         ...
+
+
+def model_input(model: Colorizer, lightness: F32) -> F32:
+    """A scan's L* (or its reduction) at the model's working size, resampled as the model's family feeds its
+    network (``model.resample``: chromata's area reduction unless the family's official inference differs)."""
+    from chromata import color
+
+    return color.working_lightness(lightness, model.input_size, getattr(model, "resample", "area"))
+
+
+def load_untrusted(path: Path) -> Any:
+    """A downloaded checkpoint, read as untrusted input: ``torch.load(weights_only=True)`` (tensors, numbers,
+    strings and containers only: no code runs), memory-mapped where the file's format allows. Anything wrong
+    with the file is one ValueError line naming it; FileNotFoundError when it is missing."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:
+        why = "it holds Python objects other than tensors" if "GLOBAL" in str(exc) else "it is corrupt or not one"
+        raise ValueError(f"{path} is not a PyTorch checkpoint of plain tensors ({why}): refused unread") from exc
+    except Exception as exc:  # whatever a damaged file makes torch's readers raise (RuntimeError, KeyError, EOF…)
+        first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:120]
+        if isinstance(exc, KeyError | EOFError) or not first:  # the legacy reader on bytes that are no pickle
+            first = f"{type(exc).__name__} reading it: not a PyTorch file"
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or damaged: {first})") from exc
 
 
 def pick_device(requested: str = "auto") -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from chromata.calibration import Calibration
-from chromata.models.base import F32, ChromaPrediction, InferenceGraph, pick_device
+from chromata.models.base import F32, ChromaPrediction, InferenceGraph, load_untrusted, pick_device
 from chromata.models.postprocess import restrained, restraint_facts
 from chromata.storage import sha256_file
 
@@ -103,14 +103,11 @@ class BuiltinColorizer:
         chroma_gamma: float | None = None,
         precision: str = "auto",
     ) -> BuiltinColorizer:
-        import torch
 
         from chromata.models.builtin_net import ChromaNet
 
         path = weights or builtin_weights_path()
-        if not path.is_file():
-            raise FileNotFoundError(f"model weights not found: {path}")
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_untrusted(path)
         if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
             raise ValueError(f"{path} is not a chromata ChromaNet weights file")
         config = dict(blob["config"])

@@ -65,7 +65,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from chromata.calibration_map import Calibration
-from chromata.models.base import F32, ChromaPrediction, pick_device
+from chromata.models.base import F32, ChromaPrediction, load_untrusted, pick_device
 from chromata.models.postprocess import (
     estimated_uncertainty,
     grey_rgb,
@@ -440,13 +440,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A published generator's state dict: fastai's ``{'model': state_dict, 'opt': ...}`` or a raw state dict,
     read with ``weights_only=True`` (the file is untrusted). ValueError, one line naming the file, otherwise."""
     path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # truncated zip, not a pickle, a refused global, ...
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from exc
+    obj = load_untrusted(path)
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict or fastai's {{'model': state_dict}}")
@@ -454,6 +448,20 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise ValueError(f"{path}: the state dict's entry {key!r} is a {type(value).__name__}, not a tensor")
     return dict(state)
+
+
+def check_file(path: str | Path) -> str:
+    """What a run checks before it starts its engines: the file is a DeOldify generator in the published layout
+    (every key, every shape), read without building the network. Its variant; ValueError (one line) otherwise."""
+    state = read_checkpoint(path)
+    try:
+        variant = detect_variant(state)
+    except ValueError as exc:
+        raise ValueError(f"{path} is {exc}") from exc
+    problem = _first_mismatch(state, _expected_layout(official_shapes(variant), state))
+    if problem is not None:
+        raise ValueError(f"{path} is not a DeOldify {variant} generator in the published layout: {problem}")
+    return variant
 
 
 def _first_mismatch(state: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]) -> str | None:

@@ -23,7 +23,7 @@ from torch import nn
 
 from chromata.calibration import Calibration
 from chromata.models.ab_bins import decode_distribution, normalised_entropy
-from chromata.models.base import F32, ChromaPrediction, InferenceGraph, pick_device
+from chromata.models.base import F32, ChromaPrediction, InferenceGraph, load_untrusted, pick_device
 from chromata.models.postprocess import restrained, restraint_facts
 
 log = logging.getLogger(__name__)
@@ -155,16 +155,15 @@ class ZhangColorizer:
 
         if kind not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {kind!r}: use {', '.join(ARCHITECTURES)}")
-        if not path.is_file():
-            raise FileNotFoundError(f"model weights not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_untrusted(path)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         net = ARCHITECTURES[kind]()
         try:
             net.load_state_dict(state, strict=True)
         except (RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).splitlines()[0]
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            first = (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__)[:200]
             raise ValueError(f"{path} is not a {kind} state dict in the authors' format: {first}") from exc
         model = cls(kind, net, sha256_file(path), device=pick_device(device), temperature=temperature or 0.38)
         log.info("loaded %s (%s…) on %s", model.name, model.weights_sha256[:12], model.device)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chromata import color, inputchecks, tiled
+from chromata import inputchecks, tiled
 from chromata.config import RunConfig
 from chromata.imageio import check_pixel_limit, probe
 from chromata.models import Colorizer
+from chromata.models.base import model_input
 from chromata.pipeline.output import format_for, local_copy
 from chromata.pipeline.shards import ShardStats
 from chromata.pipeline.work import Colorized, Encoded, Item, Skip
@@ -32,7 +33,7 @@ class BandedHandler:
         checks.add(analysis.lightness, layout.width, layout.height, analysis.tone)
         if checks.already_colour:
             return Skip("already_colour", "the source already has colour")
-        pred = self.model.predict_ab(color.working_lightness(analysis.lightness, self.model.input_size)[None])
+        pred = self.model.predict_ab(model_input(self.model, analysis.lightness)[None])
 
         def finish(xmp: bytes) -> Encoded:
             out = scratch / "output.tif"

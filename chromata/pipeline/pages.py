@@ -10,6 +10,7 @@ from chromata import color, inputchecks, labels
 from chromata.config import RunConfig
 from chromata.errors import ImageError
 from chromata.models import Colorizer
+from chromata.models.base import model_input
 from chromata.pipeline.output import format_for
 from chromata.pipeline.still import merge_on
 from chromata.pipeline.work import Colorized, Encoded, Item, Skip
@@ -36,7 +37,7 @@ class PagesHandler:
             small = color.reduce_lightness(light)
             checks.add(small, page.shape[1], page.shape[0], inputchecks.unit_tone(page))
             lights.append(light)
-            works.append(color.working_lightness(small, self.model.input_size))
+            works.append(model_input(self.model, small))
         if checks.already_colour:
             n = checks.colour_units
             return Skip("already_colour", f"{n} of its {len(pages)} pages already have colour")

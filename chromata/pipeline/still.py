@@ -15,6 +15,7 @@ from chromata.config import RunConfig
 from chromata.formats import Format
 from chromata.imageio import DecodedImage, EncodeOptions, decode, encode
 from chromata.models import Colorizer
+from chromata.models.base import model_input
 from chromata.pipeline.output import format_for
 from chromata.pipeline.work import F32, Colorized, Encoded, Item, Skip
 
@@ -63,7 +64,7 @@ class StillHandler:
         checks.add(small, image.width, image.height, tone, image.colour_space_note)
         if checks.already_colour:
             return Skip("already_colour", "the source already has colour")
-        work = color.working_lightness(small, self.model.input_size)
+        work = model_input(self.model, small)
         return PreparedStill(item, fmt, image, lightness, work, checks.reasons())
 
     def render(self, p: PreparedStill, ab: F32, uncertainty: F32) -> Colorized:
