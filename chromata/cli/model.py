@@ -233,7 +233,7 @@ def list_models() -> None:
         table.add_column(col)
     for fam in FAMILIES.values():
         size = f"\n--model-size: multiple of {fam.size_step}, default {fam.default_size}" if fam.size_step else ""
-        where = f"{fam.published} ({fam.licence})" if fam.published else "-"
+        where = f"{fam.published or 'shipped with chromata'} ({fam.licence})" if fam.licence else "-"
         table.add_row("\n".join(fam.forms), fam.summary + size, fam.confidence, where)
     console.print(table)
     console.print(

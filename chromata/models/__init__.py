@@ -196,7 +196,7 @@ FAMILIES: dict[str, ModelFamily] = {
             "onnx",
             ("onnx:PATH",),
             "an ONNX graph run by ONNX Runtime: chromata export-onnx's L -> ab, DDColor's export, DeOldify ONNX ports",
-            f"raw score from the graph's 'uncertainty' output, a fixed low score without one; {_BESIDE}",
+            f"raw score from the graph's 'uncertainty' output, else from the model-agnostic proxy; {_BESIDE}",
             _load_onnx,
         ),
     )
