@@ -129,3 +129,28 @@ def test_chromata_models_says_where_each_family_is_published_and_under_which_lic
     for words in ("piddnad/DDColor", "ddcolor_paper_tiny.pth", "jantic/DeOldify", "ColorizeArtistic_gen.pth",
                   "Apache-2.0", "MIT", "multiple of 32, default 512", "multiple of 16, default 560"):  # fmt: skip
         assert words in text, words
+
+
+class _Payload:
+    """What a malicious checkpoint carries: unpickling it would run code (here: write a file)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+@pytest.mark.parametrize("family", ["ddcolor", "deoldify", "eccv16", "builtin"])
+def test_a_checkpoint_that_would_run_code_is_refused_unread(family, tmp_path):
+    import torch
+
+    from chromata.errors import ConfigError
+    from chromata.models import check_model
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    torch.save({"params": {"x": torch.zeros(1)}, "model": _Payload(marker)}, evil)
+    with pytest.raises(ConfigError, match="holds Python objects, not only tensors") as err:
+        check_model(f"{family}:{evil}")
+    assert "\n" not in str(err.value) and not marker.exists()

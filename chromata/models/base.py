@@ -68,8 +68,9 @@ def load_untrusted(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
-        why = "it holds Python objects other than tensors" if "GLOBAL" in str(exc) else "it is corrupt or not one"
-        raise ValueError(f"{path} is not a PyTorch checkpoint of plain tensors ({why}): refused unread") from exc
+        if "GLOBAL" in str(exc):  # weights_only refused a class or function the file wants to import
+            raise ValueError(f"{path} holds Python objects, not only tensors: refused unread (untrusted input)") from exc
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (not a PyTorch file, or damaged)") from exc
     except Exception as exc:  # whatever a damaged file makes torch's readers raise (RuntimeError, KeyError, EOF…)
         first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:120]
         if isinstance(exc, KeyError | EOFError) or not first:  # the legacy reader on bytes that are no pickle

@@ -34,7 +34,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chromata.calibration import Calibration
-from chromata.models.base import F32, ChromaPrediction, pick_device
+from chromata.models.base import F32, ChromaPrediction, load_untrusted, pick_device
 from chromata.models.postprocess import estimated_uncertainty, grey_rgb, restrained, restraint_facts
 
 log = logging.getLogger(__name__)
@@ -425,19 +424,13 @@ def _first_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Tensor]:
+def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
     """The state dict of a DDColor checkpoint file: ``{"params": state_dict, ...}`` (BasicSR's layout, what the
-    official loader reads; ``params_ema`` when a file has no ``params``) or a raw state dict. Loaded with
-    ``weights_only=True`` (a checkpoint is untrusted input); ``mmap``: the tensors mapped from the file rather than
-    read (for a check; zip-format files only, others are read). Any failure: a one-line ``ValueError``."""
+    official loader reads; ``params_ema`` when a file has no ``params``) or a raw state dict, read as untrusted
+    input (``chromata.models.base.load_untrusted``: weights only, memory-mapped). Any failure: a one-line
+    ``ValueError``."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model weights not found: {path}")
-    try:
-        mapped = mmap and zipfile.is_zipfile(path)
-        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
-    except Exception as exc:  # truncated, not a pickle, a pickle of forbidden objects…
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {_first_line(exc)}") from exc
+    blob = load_untrusted(path)
     if isinstance(blob, Mapping):
         for key in ("params", "params_ema"):
             if isinstance(blob.get(key), Mapping):
@@ -504,7 +497,7 @@ def check_file(path: str | Path) -> str:
     (every key, every shape; the tensors mapped, not read, and no network built). Its variant; ``ValueError``
     (one line naming the file) otherwise."""
     try:
-        return checked_state(read_checkpoint(path, mmap=True))[0]
+        return checked_state(read_checkpoint(path))[0]
     except ValueError as exc:
         message = str(exc)
         raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from exc
