@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks._checkpoints import recipe_checkpoint
 from chromata.cli import app
 from chromata.storage import LocalStorage, sha256_file
 from tests.conftest import EXAMPLES, needs_tool
@@ -24,18 +25,9 @@ VARIANTS = {"ddcolor": "tiny", "deoldify": "artistic"}
 
 
 def official_checkpoint(family: str, folder: Path) -> Path:
-    """A checkpoint in the layout the family's authors publish: DDColor's BasicSR ``{'params': …}``, DeOldify's
-    fastai ``{'model': …, 'opt': …}``."""
-    path = folder / f"{family}.pth"
-    if family == "ddcolor":
-        from chromata.models import ddcolor
-
-        ddcolor.save_official_format(ddcolor.synthetic_state_dict(ddcolor.key_shapes("tiny")), path)
-    else:
-        from chromata.models import deoldify
-
-        deoldify.save_fastai_format(deoldify.recipe_weights("artistic"), path)
-    return path
+    """A checkpoint in the layout the family's authors publish (DDColor's BasicSR ``{'params': …}``, DeOldify's
+    fastai ``{'model': …}``), recipe weights."""
+    return recipe_checkpoint(family, VARIANTS[family], folder)
 
 
 @needs_exiftool
