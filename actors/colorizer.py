@@ -63,6 +63,11 @@ class ColorizerActor:
     def lost_worker_result(self, shard: Shard, run_id: str, detail: str) -> ShardResult:
         return self.processor.lost_worker_result(shard, run_id, detail)
 
+    def __ray_shutdown__(self) -> None:
+        """Ray's hook when the actor exits gracefully: end the processor's threads. (``ColorizerPool.shutdown``
+        kills its actors, and their threads end with their processes.)"""
+        self.processor.close()
+
     def info(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
@@ -72,10 +77,16 @@ class ColorizerActor:
             "threads": self.processor.threads,
             "shards_done": self.shards_done,
             "allocator": os.environ.get("GLIBC_TUNABLES", ""),
+            "allocator_in_effect": allocator.in_effect(),
         }
 
 
-_LOCAL_INSTANCE: str | None = None  # the GCS address of the local instance connect() started with the settings
+@ray.remote(num_cpus=0)
+def _colorizer_env() -> dict[str, str]:
+    """What a colorizer actor's process is to start with (``chromata.allocator.worker_env``), worked out in a plain
+    worker of the cluster: its glibc, and the environment its node gives workers (an operator's own malloc
+    settings there win)."""
+    return allocator.worker_env()
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
@@ -101,18 +112,13 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
             raise ConfigError(f"cannot join the Ray cluster at {address}: {' '.join(str(exc).split())}{hint}") from None
     else:
         _quiet_default_token_auth_notice()
-        # the instance's processes inherit the allocator settings, so actors need no runtime_env of their own and
-        # start in one of the workers Ray has ready (~0.5-1 s sooner than a worker started for a runtime_env)
-        os.environ.update(allocator.worker_env())
         ray.init(
             address="local",  # a new instance: never a cluster some `ray start` left running on this machine
-            num_cpus=num_cpus or os.cpu_count(),
+            num_cpus=num_cpus,  # None: Ray's own count, which honours a container's CPU limit (os.cpu_count does not)
             include_dashboard=False,
             object_store_memory=256 * 1024 * 1024,
             logging_level=logging.WARNING,
         )
-        global _LOCAL_INSTANCE
-        _LOCAL_INSTANCE = ray.get_runtime_context().gcs_address
 
 
 def _quiet_default_token_auth_notice() -> None:
@@ -182,10 +188,12 @@ class ColorizerPool:
         self.cfg = cfg
         # SPREAD: actors on as many nodes as possible, so a lost node takes as few of them as possible
         self.options: dict[str, Any] = {**opts, "scheduling_strategy": "SPREAD"}
-        # and each actor's process started with the allocator settings that keep its per-image arrays mapped:
-        # inherited from a local instance connect() started, else given as the actor's runtime_env
-        if ray.get_runtime_context().gcs_address != _LOCAL_INSTANCE:
-            self.options["runtime_env"] = {"env_vars": allocator.worker_env()}
+        # and each actor's process started with the allocator settings that keep its per-image arrays mapped, where
+        # the cluster's glibc takes them and its operator set none of their own (chromata.allocator): given to
+        # these processes alone, as their runtime_env
+        env = ray.get(_colorizer_env.remote(), timeout=ACTOR_RECOVERY_SECONDS)
+        if env:
+            self.options["runtime_env"] = {"env_vars": env}
         self.actors = [self._start() for _ in range(cfg.workers)]
         self.queued = METRICS.pool_queue.labels(cfg.collection_name)
         log.info("started %d colorizer actors with %s", len(self.actors), opts)

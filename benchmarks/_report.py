@@ -6,6 +6,7 @@ it (or appends it at the end of the file the first time) and leaves everything e
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -43,13 +44,31 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
 def publish(name: str, body: str, result: object, json_path: Path | None, write: bool = True) -> None:
     """A benchmark's ending: print its section, save its figures as JSON when asked, and write the section
     ``name`` of docs/benchmarks.md unless told not to."""
-    import json
-
     print(body)
     if json_path:
         json_path.write_text(json.dumps(result, indent=2))
     if write:
         write_section(name, body)
+
+
+OWN_OPTIONS = ("json", "no_write", "render")  # main_for's options: not the measurement's
+
+
+def recorded_options(args: Any) -> dict[str, Any]:
+    """The options a measurement ran with, as JSON values (paths as strings), for ``--render``."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in OWN_OPTIONS}
+
+
+def rendered(path: Path, ap: Any, args: Any) -> dict[str, Any]:
+    """An earlier run's figures (its ``--json``) with the machine, date and options they were measured with;
+    ``args`` gets those options back. A file without that record is refused: rendering it would stamp this
+    machine and today's date on figures measured elsewhere, earlier."""
+    saved: dict[str, Any] = json.loads(path.read_text())
+    if "machine" not in saved or "options" not in saved:
+        ap.error(f"{path} does not record the machine and options it was measured with: measure again")
+    for key, value in saved["options"].items():
+        setattr(args, key, value)
+    return saved
 
 
 def main_for(
@@ -61,17 +80,23 @@ def main_for(
     check: Any = None,
 ) -> dict[str, Any]:
     """The command line of a benchmark that ends with ``publish``: its own options (``add_arguments(parser)``),
-    then ``--json`` and ``--no-write``; ``check(parser, args)`` may refuse a combination; ``measure(args)``
-    gives the figures and ``markdown(result, args, machine)`` its section of docs/benchmarks.md."""
+    then ``--json``, ``--no-write`` and ``--render``; ``check(parser, args)`` may refuse a combination;
+    ``measure(args)`` gives the figures and ``markdown(result, args, machine)`` its section of
+    docs/benchmarks.md. The figures are saved with the machine line and the options, so that ``--render``
+    writes the section again exactly as measured."""
     import argparse
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--render", type=Path, help="write the section again from an earlier run's --json")
     args = ap.parse_args()
-    if check is not None:
-        check(ap, args)
-    result: dict[str, Any] = measure(args)
-    publish(name, markdown(result, args, machine()), result, args.json, write=not args.no_write)
+    if args.render:
+        result = rendered(args.render, ap, args)
+    else:
+        if check is not None:
+            check(ap, args)
+        result = {**measure(args), "machine": machine(), "options": recorded_options(args)}
+    publish(name, markdown(result, args, result["machine"]), result, args.json, write=not args.no_write)
     return result

@@ -150,7 +150,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             model.forward = shipped_forward
         rows.append({"variant": name, "images_per_s": rate, **quality, "p99_levels": p99, "max_levels": worst})
         print(json.dumps(rows[-1]), flush=True)
-    return {"photos": len(val), "calibration_photos": len(calibration), "threads": args.threads, "rows": rows}
+    return {
+        "photos": len(val),
+        "calibration_photos": len(calibration),
+        "threads": args.threads,
+        "cpu_flags": cpu_flags(),
+        "rows": rows,
+    }
 
 
 def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
@@ -162,7 +168,7 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
         "the built-in network's forward pass run each way, the rest of the decoding as shipped; speed of "
         f"`predict_ab` at 256², batch {args.batch}, "
         f"{r['threads']} threads; quality on {r['photos']} validation photos (full-resolution L* kept); int8 "
-        f"calibrated on {r['calibration_photos']} training photos. CPU extensions: {cpu_flags()}. {machine}.",
+        f"calibrated on {r['calibration_photos']} training photos. CPU extensions: {r['cpu_flags']}. {machine}.",
         "",
         "| variant | images/s | × shipped | CIEDE2000 × grey | Δ vs shipped | colourfulness "
         "| output vs shipped: p99, max levels |",
@@ -204,17 +210,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8, help="images per batch when timing")
     ap.add_argument("--seconds", type=float, default=3.0, help="time each variant's speed for at least this long")
-    ap.add_argument("--render", type=Path, help="write the section again from an earlier run's --json")
 
 
 def main() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _report import main_for
 
-    def figures(args: argparse.Namespace) -> dict[str, Any]:
-        return dict(json.loads(args.render.read_text())) if args.render else measure(args)
-
-    return main_for("cpu-precision", __doc__, add_arguments, figures, markdown)
+    return main_for("cpu-precision", __doc__, add_arguments, measure, markdown)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def measure_one(family: str, variant: str, size: int, device: str, batch: int, m
         t0 = time.perf_counter()
         model = load_colorizer(spec, device=device, input_size=size_arg)
         load_s = time.perf_counter() - t0
-    assert model.input_size == size, (model.input_size, size)
+    if model.input_size != size:
+        raise SystemExit(f"{family} runs at its own working size, {model.input_size}, not {size}")
     net = getattr(model, "net", None)
     params = sum(p.numel() for p in net.parameters()) if isinstance(net, torch.nn.Module) else None
     rss_loaded = _rss_mib()

@@ -182,8 +182,10 @@ def main() -> None:
         "working_size": args.size,
         "inputs": names,
         "arrays": npz.name,
-        "ab_stats": {"mean": [round(float(v), 3) for v in ab.mean(axis=(0, 2, 3))],
-                     "std": [round(float(v), 3) for v in ab.std(axis=(0, 2, 3))]},
+        "ab_stats": {
+            "mean": [round(float(v), 3) for v in ab.mean(axis=(0, 2, 3))],
+            "std": [round(float(v), 3) for v in ab.std(axis=(0, 2, 3))],
+        },
         "pipeline": {
             "input": pin.name,
             "output": pout.name,

@@ -226,6 +226,7 @@ def main() -> dict[str, object]:
         result = proc.process(shard, "bench")
         pipeline = len(result.records) / (time.perf_counter() - t)
         gpu_util = gpu.stop() if gpu else None
+        proc.close()
         assert all(r.status == "ok" for r in result.records)
 
         # naive sequential loop, same model

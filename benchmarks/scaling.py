@@ -1,13 +1,12 @@
-"""Benchmark 4 of docs/benchmarks.md: the whole ``chromata run`` command with 1, 2, … colorizer actors, and
-the reference throughput ``chromata plan`` uses for a destination with no run history.
+"""Benchmark 4 of docs/benchmarks.md: the whole ``chromata run`` command with 1, 2, … colorizer actors.
 
 Each configuration is one real ``chromata run`` in a subprocess (a local Ray instance, Prefect, the
 manifest, the review queue) over the same scans: grey JPEG, PNG and 16-bit TIFF of 0.2–0.4 MP made from
 the bundled samples. Two figures per run: the command's wall time (engine start-up included) and the
 processing time the manifest records (first image started to last image finished) — the figure
-``chromata.runs`` measures for every run, so the reference is measured exactly as the planner measures a
-destination's own history. The one-actor run's bytes/s per worker becomes
-``chromata.runs.REFERENCE_BYTES_PER_SECOND_PER_WORKER`` (this script rewrites that block of runs.py).
+``chromata.runs`` measures for every run and ``chromata plan`` estimates from, so the section also says what
+the one-actor run's rate would have predicted for more actors. (``chromata plan`` has no fallback rate for a
+destination without history: a figure measured here once went stale with the engine's next speed-up.)
 
     flock /tmp/chromata-tests.lock python benchmarks/scaling.py --images 200 --workers 1 2
 """
@@ -17,11 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +27,6 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS_PY = ROOT / "chromata" / "runs.py"
-BEGIN, END = "# BEGIN reference (written by benchmarks/scaling.py)", "# END reference"
-REFERENCE_BLOCK = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END) + r"\n", re.S)
 FORMATS = (".jpg", ".png", ".tif")
 
 
@@ -85,21 +79,29 @@ def run_once(src: Path, work: Path, workers: int, shard_size: int, batch_size: i
     }
 
 
-def reference_block(rate: float, note: str) -> str:
-    comment = textwrap.wrap(f"Fallback throughput when a destination has no history: {note}.", 110)
-    lines = [BEGIN, *(f"# {line}" for line in comment), f"REFERENCE_BYTES_PER_SECOND_PER_WORKER = {rate:.4g}", END]
-    return "\n".join(lines) + "\n"
+def threads_sentence(cores: int, workers: list[int]) -> str:
+    """What each actor of a run on one machine of ``cores`` cores is given and runs, for each actor count (the
+    pool's ``resources_per_actor`` and the processor's ``thread_split``, as a run sizes them)."""
+    from chromata.actors.colorizer import resources_per_actor
+    from chromata.pipeline.scheduler import thread_split
+
+    parts = []
+    for n in workers:
+        cpus = int(resources_per_actor(n, [{"CPU": float(cores)}])["num_cpus"])
+        model, io = thread_split(cpus)
+        parts.append(
+            f"{n} actor{'s' if n > 1 else ''}: {cpus} CPU{'s' if cpus > 1 else ''} each, the model on {model} torch "
+            f"thread{'s' if model > 1 else ''} beside {max(2, io)} reader and {max(2, io)} writer threads"
+        )
+    return (
+        f"Each actor asks Ray for an equal share of the {cores} cores and sizes its threads from it ("
+        + "; ".join(parts)
+        + "), so extra actors on the same cores gain only by overlapping one actor's decoding and writing with "
+        "another's inference."
+    )
 
 
-def write_reference(rate: float, note: str, path: Path = RUNS_PY) -> None:
-    """Replace the reference block of chromata/runs.py (it must be there: the planner's constant)."""
-    text = path.read_text()
-    if not REFERENCE_BLOCK.search(text):
-        raise SystemExit(f"{path} has no block between {BEGIN!r} and {END!r}")
-    path.write_text(REFERENCE_BLOCK.sub(lambda _: reference_block(rate, note), text, count=1))
-
-
-def markdown(results: list[dict[str, Any]], args: argparse.Namespace, mp: str, machine: str) -> str:
+def markdown(results: list[dict[str, Any]], args: argparse.Namespace, mp: str, machine: str, cores: int) -> str:
     base = results[0]
     lines = [
         f"## 4. Scaling: `chromata run` with {' and '.join(str(r['workers']) for r in results)} actors "
@@ -126,20 +128,18 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, mp: str, m
     lines += [
         "",
         "*Command wall* includes starting Ray and Prefect; *processing* is what the manifest records (first image "
-        "started to last image finished), the figure `chromata runs` and `chromata plan` use. Each actor runs "
-        "cores ÷ actors torch threads, so extra actors on the same cores gain only by overlapping one actor's "
-        "decoding and writing with another's inference. *Load* is the machine's 1-minute load average before and "
-        f"after the run ({os.cpu_count()} cores; the previous try's own load is still in it): this machine is "
+        "started to last image finished), the figure `chromata runs` and `chromata plan` use. "
+        f"{threads_sentence(cores, [r['workers'] for r in results])} "
+        "*Load* is the machine's 1-minute load average before and "
+        f"after the run ({cores} cores; the previous try's own load is still in it): this machine is "
         "shared with other work, so the figures are a floor.",
         "",
-        f"The one-actor row is the planner's reference for a destination without history: "
-        f"`chromata.runs.REFERENCE_BYTES_PER_SECOND_PER_WORKER = {base['bytes_per_second_per_worker']:.4g}` "
-        "(bytes of source read per second per actor; written into `chromata/runs.py` by this script).",
     ]
-    for r in results[1:]:  # what the planner would have predicted from the reference, against the run
+    for r in results[1:]:  # what the planner would predict from the one-actor run's rate, against the run
         predicted = r["source_bytes"] / (base["bytes_per_second_per_worker"] * r["workers"])
         lines.append(
-            f"For {r['workers']} actors it predicts {predicted:.1f} s of processing; the run took "
+            f"From the one-actor run's rate ({base['bytes_per_second_per_worker'] / 1e6:.2f} MB/s), `chromata plan` "
+            f"would predict {predicted:.1f} s of processing for {r['workers']} actors; the run took "
             f"{r['processing_seconds']:.1f} s (the estimate assumes actors scale linearly, which they do only "
             "when each has cores of its own)."
         )
@@ -174,36 +174,34 @@ def main() -> list[dict[str, Any]]:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2, help="runs of each configuration; the fastest is reported")
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs and chromata/runs.py alone")
-    ap.add_argument("--render", type=Path, help="write the section and reference again from an earlier --json")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--render", type=Path, help="write the section again from an earlier --json")
     args = ap.parse_args()
     if args.workers[0] != 1:
-        ap.error("the first --workers must be 1: its run is the reference")
+        ap.error("the first --workers must be 1: the others are compared with it")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _report import machine, write_section
 
-    if args.render:  # the figures of an earlier run (its --json), written with this script's text
+    if args.render:  # the figures of an earlier run (its --json), with the machine, date and options they had
         saved = json.loads(args.render.read_text())
+        if not {"machine", "date", "cores", "args"} <= saved.keys():
+            ap.error(f"{args.render} does not record the machine, date and options it was measured with: measure again")
         total, results = saved["source_bytes"], saved["runs"]
-        for key, value in saved.get("args", {}).items():  # else: give the earlier run's options again
+        where, date, cores = saved["machine"], saved["date"], saved["cores"]
+        for key, value in saved["args"].items():
             setattr(args, key, value)
     else:
         total, results = measure(args)
+        where, date, cores = machine(), time.strftime("%Y-%m-%d"), os.cpu_count() or 1
     mp = "0.2–0.4 MP"
-    body = markdown(results, args, mp, machine())
+    body = markdown(results, args, mp, where, cores)
     print(body)
     if args.json:
         keep = {k: getattr(args, k) for k in ("images", "workers", "shard_size", "batch_size", "repeats")}
-        args.json.write_text(json.dumps({"source_bytes": total, "args": keep, "runs": results}, indent=2))
+        saved = {"source_bytes": total, "args": keep, "runs": results, "machine": where, "date": date, "cores": cores}
+        args.json.write_text(json.dumps(saved, indent=2))
     if not args.no_write:
         write_section("scaling", body)
-        rate = results[0]["bytes_per_second_per_worker"]
-        note = (
-            f"`benchmarks/scaling.py --images {args.images}`, built-in model, 1 CPU actor, {args.images} scans of "
-            f"{mp}, {results[0]['source_bytes'] / 1e6:.1f} MB in {results[0]['processing_seconds']:.1f} s "
-            f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)"
-        )
-        write_reference(rate, note)
     return results
 
 

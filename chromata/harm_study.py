@@ -22,7 +22,8 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,24 +179,48 @@ def val_views(images: Sequence[tuple[str, NDArray[np.uint8]]], size: int = 256) 
     return {(name, k): v for name, bgr in images for k, v in enumerate(photo_views(name, bgr, CROPS, rng, size))}
 
 
-def real_outputs(views: dict[tuple[str, int], View], model: Any, gammas: Sequence[float]) -> dict[
-    tuple[str, int, float], F32
-]:
+@contextmanager
+def unrestrained(model: Any) -> Iterator[Any]:
+    """The colorizer with its restraint off for the block, restored however the block ends."""
+    saved, model.restrain = model.restrain, False
+    try:
+        yield model
+    finally:
+        model.restrain = saved
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch on ``n`` threads for the block, back to its earlier count however the block ends."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def real_outputs(
+    views: dict[tuple[str, int], View], model: Any, gammas: Sequence[float]
+) -> dict[tuple[str, int, float], F32]:
     """The colorizer's raw output (no restraint) for each (photo, view, chroma_gamma)."""
     out: dict[tuple[str, int, float], F32] = {}
-    saved, saved_restrain, model.restrain = model.chroma_gamma, model.restrain, False
-    try:
-        photos = sorted({p for p, _ in views})
-        for name in photos:
-            keys = sorted(k for k in views if k[0] == name)
-            x = np.stack([views[k].work for k in keys])
-            for g in gammas:
-                model.chroma_gamma = g
-                pred = model.predict_ab(x)
-                for i, k in enumerate(keys):
-                    out[(k[0], k[1], g)] = pred.ab[i]
-    finally:
-        model.chroma_gamma, model.restrain = saved, saved_restrain
+    saved = model.chroma_gamma
+    with unrestrained(model):
+        try:
+            photos = sorted({p for p, _ in views})
+            for name in photos:
+                keys = sorted(k for k in views if k[0] == name)
+                x = np.stack([views[k].work for k in keys])
+                for g in gammas:
+                    model.chroma_gamma = g
+                    pred = model.predict_ab(x)
+                    for i, k in enumerate(keys):
+                        out[(k[0], k[1], g)] = pred.ab[i]
+        finally:
+            model.chroma_gamma = saved
     return out
 
 
@@ -242,7 +267,12 @@ def fit_regions(samples: Sequence[Sample], seed: int = 0, epochs: int = 30) -> d
 
 
 def fit_mlp(
-    X: F32, Y: F32, W: F32, hidden: Sequence[int], epochs: int, seed: int = 0,
+    X: F32,
+    Y: F32,
+    W: F32,
+    hidden: Sequence[int],
+    epochs: int,
+    seed: int = 0,
     loss_scale: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """A small ReLU MLP fitted with Adam on a weighted Huber loss (each output times ``loss_scale`` in the
@@ -251,8 +281,15 @@ def fit_mlp(
     import torch
 
     torch.manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with torch_threads(1):
+        return _fit_mlp(X, Y, W, hidden, epochs, loss_scale)
+
+
+def _fit_mlp(
+    X: F32, Y: F32, W: F32, hidden: Sequence[int], epochs: int, loss_scale: Sequence[float] | None
+) -> dict[str, Any]:
+    import torch
+
     mean, std = X.mean(0), X.std(0) + 1e-3
     xt = torch.from_numpy(((X - mean) / std).astype(np.float32))
     yt, wt = torch.from_numpy(Y.astype(np.float32)), torch.from_numpy((W / W.mean()).astype(np.float32))
@@ -276,7 +313,6 @@ def fit_mlp(
             opt.zero_grad()
             loss.mean().backward()  # type: ignore[no-untyped-call]
             opt.step()
-    torch.set_num_threads(threads)
     layers = [(m.weight.detach().numpy().T.tolist(), m.bias.detach().numpy().tolist())
               for m in net if isinstance(m, torch.nn.Linear)]  # fmt: skip
     return {"feature_mean": mean.tolist(), "feature_std": std.tolist(), "layers": layers}
@@ -285,9 +321,8 @@ def fit_mlp(
 def proxy_samples(images: Sequence[tuple[str, NDArray[np.uint8]]], model: Any, crops: int = 1) -> dict[str, Any]:
     """Region features of the colorizer's output and its mean normalised entropy per region, for each view."""
     rng = np.random.default_rng(2)
-    saved, model.restrain = model.restrain, False
     feats, targets, photos, image_u = [], [], [], []
-    try:
+    with unrestrained(model):
         for name, bgr in images:
             views = photo_views(name, bgr, crops, rng, model.input_size)
             pred = model.predict_ab(np.stack([v.work for v in views]))
@@ -296,8 +331,6 @@ def proxy_samples(images: Sequence[tuple[str, NDArray[np.uint8]]], model: Any, c
                 targets.append(harm._blocks(np.asarray(cv2.resize(u, (harm.AB_SIDE, harm.AB_SIDE))), harm.GRID))
                 photos.append(name)
                 image_u.append(float(u.mean()))
-    finally:
-        model.restrain = saved
     return {"feats": np.stack(feats), "u": np.stack(targets), "photo": np.array(photos), "image_u": np.array(image_u)}
 
 
@@ -417,9 +450,7 @@ def load_outputs(cache: Path) -> tuple[dict[tuple[str, int, float], F32], str]:
     return out, str(z["model_sha256"])
 
 
-def measure(
-    data: Path, cache: Path, folds: int, out: Path, seed: int = 0, plot: Path | None = None
-) -> dict[str, Any]:
+def measure(data: Path, cache: Path, folds: int, out: Path, seed: int = 0, plot: Path | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     _, val_images = _photos(data)
     views = val_views(val_images)
@@ -569,27 +600,30 @@ def proxy(data: Path, cache: Path) -> dict[str, Any]:
     est = harm.HarmEstimator({"format": harm.HARM_FORMAT, **_dummy_regions(), "uncertainty_proxy": params})
     # measure on the validation views (whole + crops), at the shipped decoding
     views = val_views(val_images)
-    saved, model.restrain = model.restrain, False
     rows = []
-    for (name, k), v in views.items():
-        pred = model.predict_ab(v.work[None])
-        de, dg, _, _ = full_metrics(v, pred.ab[0])
-        proxy_u = est.uncertainty(v.work, pred.ab[0])
-        rows.append((name, k, float(pred.uncertainty.mean()), float(proxy_u.mean()), de, dg))
-    model.restrain = saved
+    with unrestrained(model):
+        for (name, k), v in views.items():
+            pred = model.predict_ab(v.work[None])
+            de, dg, _, _ = full_metrics(v, pred.ab[0])
+            proxy_u = est.uncertainty(v.work, pred.ab[0])
+            rows.append((name, k, float(pred.uncertainty.mean()), float(proxy_u.mean()), de, dg))
     true_u, proxy_u = np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
     de_v, dg_v = np.array([r[4] for r in rows]), np.array([r[5] for r in rows])
     worse, harmful = de_v > np.median(de_v), de_v > dg_v
     result = {
         "views": len(rows),
         "spearman_with_model_entropy": round(spearman(true_u, proxy_u), 4),
-        "auroc_worse_half": {"model_entropy": round(auroc(true_u, worse), 4),
-                             "proxy": round(auroc(proxy_u, worse), 4)},
-        "auroc_harmful": {"model_entropy": round(auroc(true_u, harmful), 4),
-                          "proxy": round(auroc(proxy_u, harmful), 4)},
+        "auroc_worse_half": {"model_entropy": round(auroc(true_u, worse), 4), "proxy": round(auroc(proxy_u, worse), 4)},
+        "auroc_harmful": {
+            "model_entropy": round(auroc(true_u, harmful), 4),
+            "proxy": round(auroc(proxy_u, harmful), 4),
+        },
         "harmful_views": int(harmful.sum()),
-        "seconds": {"samples": round(t1 - t0, 1), "fit": round(t2 - t1, 1),
-                    "total": round(time.perf_counter() - t0, 1)},
+        "seconds": {
+            "samples": round(t1 - t0, 1),
+            "fit": round(t2 - t1, 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
     }
     params["validation"] = result
     np.savez_compressed(cache / "proxy.npz", params=np.array(json.dumps(params)))
@@ -641,8 +675,9 @@ def fit_shipped(data: Path, cache: Path, weights_dir: Path, cv_report: Path, res
             "uses_model_specific_signals": False,
         },
         "uncertainty_proxy": {
-            k: v for k, v in params.get("uncertainty_proxy", {}).items() if k in ("colorizer_sha256", "fitted_on",
-                                                                                 "validation")
+            k: v
+            for k, v in params.get("uncertainty_proxy", {}).items()
+            if k in ("colorizer_sha256", "fitted_on", "validation")
         },
         "target_ciede2000": round(target, 3),
         "restraint": params["restraint"],

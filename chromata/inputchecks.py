@@ -195,9 +195,7 @@ class InputChecks:
     colour_units: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
-    def add(
-        self, lightness: F32, width: int, height: int, tone: Tone | None, icc_note: str | None = None
-    ) -> None:
+    def add(self, lightness: F32, width: int, height: int, tone: Tone | None, icc_note: str | None = None) -> None:
         """One unit: ``lightness`` at any resolution (it is block-reduced here when large)."""
         self.units += 1
         if tone is not None and tone.kind == "colour":

@@ -10,8 +10,9 @@ the result does not depend on the CPU's vector width.
 Compiled on first use (about a second; then cached beside this module, or in numba's user cache when the
 package is read-only, or not cached at all when neither can be written) — workers compile them while they
 load their model (``prepare``). The kernels release the GIL, so the writer threads of a worker merge images
-side by side. Where numba is missing or disabled, ``available()`` is False and ``chromata.color`` and
-``chromata.models.ab_bins`` keep their OpenCV and torch passes.
+side by side. Where numba is missing or disabled, or cannot compile them (a warning says why),
+``available()`` is False and ``chromata.color`` and ``chromata.models.ab_bins`` keep their OpenCV and torch
+passes.
 """
 
 from __future__ import annotations
@@ -35,10 +36,20 @@ def _compiled() -> Any:
     if getattr(numba.config, "DISABLE_JIT", False):  # interpreted it would be ~100x slower than OpenCV
         return None
     try:
-        return _jitted(numba, cache=True)
-    except RuntimeError as exc:  # nowhere to cache (a read-only package and home): compile in each process
-        log.info("numba kernels not cached (%s); compiling them in this process", exc)
-        return _jitted(numba, cache=False)
+        try:
+            kernels = _jitted(numba, cache=True)
+        except RuntimeError as exc:  # nowhere to cache (a read-only package and home): compile in each process
+            log.info("numba kernels not cached (%s); compiling them in this process", exc)
+            kernels = _jitted(numba, cache=False)
+        _run_once(kernels)  # numba compiles on a kernel's first call: any failure to is found here
+    except Exception as exc:  # a numba, LLVM or NumPy it cannot compile with: the passes it replaces still work
+        globals()["_exp"] = _exp_nonpositive
+        log.warning(
+            "chromata's fused kernels could not be compiled by numba (%s: %s); using the OpenCV and torch passes "
+            "instead (same results, slower)", type(exc).__name__, " ".join(str(exc).split())[:300],
+        )  # fmt: skip
+        return None
+    return kernels
 
 
 def _jitted(numba: Any, cache: bool) -> dict[str, Any]:
@@ -47,16 +58,26 @@ def _jitted(numba: Any, cache: bool) -> dict[str, Any]:
     return {"merge8": jit(_merge8), "decode": jit(_decode)}
 
 
+def _run_once(kernels: dict[str, Any]) -> None:
+    """Call each kernel once with the argument types ``merge8`` and ``decode_distribution`` pass it (C-contiguous
+    float32 arrays, a float32 scalar), which compiles it or loads it from numba's cache."""
+    one = np.zeros((1, 1), np.float32)
+    kernels["merge8"](one, one, one.copy(), np.eye(3, dtype=np.float32), np.zeros(65536, np.uint8),
+                      np.empty((1, 1, 3), np.uint8))  # fmt: skip
+    centres = np.zeros(2, np.float32)
+    kernels["decode"](np.zeros((1, 2, 1), np.float32), centres, centres.copy(), np.float32(1.0 / 0.38),
+                      np.empty((1, 2, 1), np.float32), np.empty((1, 1), np.float32))  # fmt: skip
+
+
 def available() -> bool:
+    """Whether the fused kernels are compiled and run here (compiling them on the first call)."""
     return _compiled() is not None
 
 
 def prepare() -> None:
-    """Compile (or load from the cache) the kernels now, off a worker's first image."""
-    if available():
-        one = np.zeros((1, 1), np.float32)
-        merge8(one, one, one.copy(), np.eye(3, dtype=np.float32), np.zeros(65536, np.uint8))
-        decode_distribution(np.zeros((1, 2, 1, 1), np.float32), np.zeros((2, 2), np.float32), 0.38)
+    """Compile (or load from the cache) the kernels now, off a worker's first image; where they cannot be
+    compiled the worker keeps the passes they replace (``available()`` is then False)."""
+    available()
 
 
 def merge8(

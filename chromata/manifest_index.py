@@ -151,10 +151,7 @@ class ManifestIndex:
 
     def version(self, image_id: str, output_sha256: str | None) -> dict[str, Any] | None:
         """The row that produced exactly this output, or None."""
-        return next(
-            (r for r in self.rows() if r["image_id"] == image_id and r["output_sha256"] == output_sha256), None
-        )
+        return next((r for r in self.rows() if r["image_id"] == image_id and r["output_sha256"] == output_sha256), None)
 
     def decision(self, image_id: str, output_sha256: str | None) -> dict[str, Any] | None:
         return self.decisions.get((image_id, output_sha256 or ""))
-

@@ -10,6 +10,7 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -32,7 +33,9 @@ from chromata.summary import RunSummary
 
 log = logging.getLogger(__name__)
 CURATOR_RERUN = "curator_rerun"  # chromata.reasons has its text
-_STARTED_POOLS: dict[str, Any] = {}  # actor pools started ahead of their flow run by ``run`` (this process)
+# actor pools started ahead of their flow run by ``run`` in this process, each under a token of its own run (two
+# runs of the same config in one process each take their own)
+_STARTED_POOLS: dict[str, Any] = {}
 
 
 @task(name="open-plan", cache_policy=NONE)
@@ -91,7 +94,7 @@ def publish_summary(cfg: RunConfig, summary: RunSummary, collector: ReportCollec
     dest = open_storage(cfg.destination, cfg.endpoint_url)
     uri = write_report(summary, collector, dest, cfg.review_url)
     if cfg.iiif_base_url:
-        write_iiif_manifest(dest, cfg.iiif_base_url, cfg.collection_name)
+        write_iiif_manifest(dest, cfg.iiif_base_url, cfg.collection_name, source_id_template=cfg.iiif_source_id)
     summary.report_uri = uri
     create_markdown_artifact(
         markdown=summary.to_markdown(), key="chromata-run-summary", description=f"chromata run {summary.run_id}"
@@ -100,10 +103,12 @@ def publish_summary(cfg: RunConfig, summary: RunSummary, collector: ReportCollec
 
 
 @flow(name="colorize-collection", log_prints=True)
-def colorize_collection(cfg: RunConfig) -> dict[str, Any]:
+def colorize_collection(cfg: RunConfig, started_pool: str | None = None) -> dict[str, Any]:
+    """``started_pool``: the token under which ``run`` started this run's actor pool ahead of it (else the flow
+    starts its own, as a flow run by a deployment does)."""
     t0 = time.monotonic()
     try:
-        result = _colorize(cfg, t0)
+        result = _colorize(cfg, t0, started_pool)
     except BaseException:
         METRICS.observe_run(cfg.collection_name, time.monotonic() - t0, 0, failed=True)
         METRICS.export_run(cfg.collection_name, cfg.metrics_textfile_path())
@@ -123,14 +128,14 @@ def run(cfg: RunConfig) -> dict[str, Any]:
     server = threading.Thread(target=_start_prefect_api, name="prefect-api", daemon=True)
     server.start()
     cfg = _with_routing_fit(cfg)  # the actors are given the config the flow will run with
-    key = cfg.model_dump_json()
+    key = uuid.uuid4().hex  # this run's own: another run of the same config in this process has another
     try:
         connect(cfg.ray_address)
         _STARTED_POOLS[key] = ColorizerPool(cfg)
     finally:
         server.join()
     try:
-        return colorize_collection(cfg)
+        return colorize_collection(cfg, started_pool=key)
     finally:
         pool = _STARTED_POOLS.pop(key, None)  # not taken by the flow: nothing to do, or it failed first
         if pool is not None:
@@ -155,15 +160,18 @@ def _start_prefect_api() -> None:
         return
     try:
         SubprocessASGIServer().start()
-    except Exception as exc:  # the flow run starts it again and reports what goes wrong
-        log.debug("starting Prefect's temporary server ahead of the flow failed: %s", exc)
+    except Exception as exc:  # the flow run tries again; the operator hears why the first start failed
+        log.warning(
+            "Prefect's temporary API server did not start ahead of the flow (%s: %s); the flow run starts it "
+            "again and stops with Prefect's own error if that fails too",
+            type(exc).__name__, " ".join(str(exc).split()),
+        )  # fmt: skip
 
 
-def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
+def _colorize(cfg: RunConfig, t0: float, started_pool: str | None = None) -> dict[str, Any]:
     from chromata.actors.colorizer import ColorizerPool, connect
 
     logger = get_run_logger()
-    started = cfg.model_dump_json()  # the key of a pool ``run`` started for this config, if it did
     cfg = _with_routing_fit(cfg)
     planner = open_plan(cfg)
     recovered = reconcile_review_queue(cfg)
@@ -181,7 +189,8 @@ def _colorize(cfg: RunConfig, t0: float) -> dict[str, Any]:
     first = next(shards, None)
     if first is not None:
         connect(cfg.ray_address)
-        pool = _STARTED_POOLS.pop(started, None) or ColorizerPool(cfg)  # taken only when used: ``run`` ends the rest
+        # taken only when used (``run`` ends one left untaken)
+        pool = (_STARTED_POOLS.pop(started_pool, None) if started_pool else None) or ColorizerPool(cfg)
         shown = _ImageProgress(planner)
         try:
             for result in pool.run(itertools.chain([first], shards), planner.run_id, on_progress=shown.advance):

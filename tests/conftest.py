@@ -55,13 +55,41 @@ def tool_problem(name: str, ci: bool, path: str | None = None) -> tuple[str, str
     return "skip", reason
 
 
+# Data sets some tests read, outside the repository. The same rule: skipped where missing, failed with CI set.
+DATA = {
+    "photos": (PHOTOS, "the photo set ../shared/data/photos (the built-in model's training and validation photos)"),
+}
+
+
+def needs_data(name: str) -> pytest.MarkDecorator:
+    """Mark a test that reads the data set ``name`` (a key of DATA)."""
+    if name not in DATA:
+        raise ValueError(f"unknown data set {name!r}: add it to tests/conftest.py DATA")
+    return pytest.mark.needs_data(name)
+
+
+def data_problem(name: str, ci: bool, root: Path | None = None) -> tuple[str, str] | None:
+    """None when the data set is there (``root``: where to look instead, for tests); else ("fail" in CI, "skip"
+    elsewhere, and the reason)."""
+    path, what = DATA[name]
+    path = root or path
+    if path.is_dir() and any(path.iterdir()):
+        return None
+    reason = f"{what} is not at {path}"
+    if ci:
+        return "fail", f"{reason}; CI is set, so the tests that need it fail instead of skipping"
+    return "skip", reason
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_tool(name): runs an external program (skipped without it, failed in CI)")
+    config.addinivalue_line("markers", "needs_data(name): reads a data set (skipped without it, failed in CI)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for mark in item.iter_markers("needs_tool"):
-        problem = tool_problem(mark.args[0], in_ci())
+    problems = [tool_problem(mark.args[0], in_ci()) for mark in item.iter_markers("needs_tool")]
+    problems += [data_problem(mark.args[0], in_ci()) for mark in item.iter_markers("needs_data")]
+    for problem in problems:
         if problem and problem[0] == "fail":
             pytest.fail(problem[1], pytrace=False)
         if problem:

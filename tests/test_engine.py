@@ -133,3 +133,54 @@ def test_failures_are_typed_end_to_end(tmp_path, model):
     dest = LocalStorage(tmp_path / "out")
     write_fragment(dest, "s", list(rows.values()))
     assert sorted(read_manifest(dest).column("error_code").to_pylist()) == sorted(r.error_code for r in rows.values())
+
+
+def test_a_processor_ends_its_threads_when_closed(tmp_path, model):
+    """The reader, writer and large-item threads live as long as the processor, and end with ``close`` (or its
+    ``with`` block): a process that makes processors one after another does not collect idle threads."""
+    import threading
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), flat())
+
+    def ours() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith(("decode", "encode", "large"))}
+
+    before = ours()
+    with ShardProcessor(build_config(source=str(src), destination=str(tmp_path / "o")), model=model) as proc:
+        (shard,) = make_shards(LocalStorage(src).list(""), 100)
+        assert proc.process(shard, "run-1").records[0].status == "ok"
+        assert ours() - before  # its threads ran the shard
+    assert not {t for t in ours() - before if t.is_alive()}
+
+
+@pytest.mark.parametrize("profiled_runs", [None, 2], ids=["executor defaults", "2 profiled runs"])
+def test_a_workers_first_batch_goes_through_the_same_graph_as_its_later_ones(tmp_path, profiled_runs):
+    """TorchScript's profiling executor runs a graph's first calls as profiling runs and then an optimised plan,
+    whose outputs can differ from them by a level (benchmarks/cpu_precision.py). A worker warms its model up
+    with the batch it will run until the executor has optimised, so that its first batch of a shard runs the plan
+    every later one runs and gives the same colours — whatever the executor's number of profiled runs."""
+    import torch
+
+    if profiled_runs is not None:
+        saved = torch._C._jit_get_num_profiled_runs()
+        torch._C._jit_set_num_profiled_runs(profiled_runs)
+    try:
+        cfg = build_config(source=str(tmp_path / "s"), destination=str(tmp_path / "o"), batch_size=4, device="cpu")
+        proc = ShardProcessor(cfg)  # loads and warms up its own model, as a worker does
+        try:
+            rng = np.random.default_rng(0)
+            batch = np.stack([cv2.resize(rng.uniform(10, 95, (4, 4)).astype(np.float32), (256, 256)) for _ in range(4)])
+            first = proc.model.predict_ab(batch).ab
+            first_plan = str(torch.jit.last_executed_optimized_graph())
+            later = [proc.model.predict_ab(batch).ab for _ in range(3)]
+            assert "prim::profile" not in first_plan, "the first batch was a profiling run"
+            assert first_plan == str(torch.jit.last_executed_optimized_graph())
+            for out in later:
+                np.testing.assert_array_equal(first, out)
+        finally:
+            proc.close()
+    finally:
+        if profiled_runs is not None:
+            torch._C._jit_set_num_profiled_runs(saved)

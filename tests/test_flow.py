@@ -174,3 +174,83 @@ def test_run_starts_the_pool_ahead_and_the_flow_uses_it(engines, collection, tmp
     assert second["ok"] == 0 and second["already_done"] == 6
     assert len(made) == 2 and ran == made[:1] and shut == made  # started ahead, never used, shut down
     assert not flow_module._STARTED_POOLS
+
+
+def test_a_failed_start_of_prefects_server_ahead_of_the_flow_is_a_warning(monkeypatch):
+    """``run`` starts Prefect's temporary server in a thread while Ray starts; when that fails the flow run tries
+    again, and the operator hears why the first start failed (it was logged at debug level, i.e. nowhere)."""
+    import logging
+
+    from prefect.server.api import server
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+    from chromata.flows import colorize_collection as flow_module
+
+    def refused(self) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server.")
+
+    class Records(logging.Handler):  # on the module's logger: Prefect's logging set-up replaces the root's handlers
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    monkeypatch.setattr(server.SubprocessASGIServer, "start", refused)
+    seen = Records()
+    flow_module.log.addHandler(seen)
+    ephemeral = temporary_settings(restore_defaults={PREFECT_API_URL}, updates={PREFECT_SERVER_EPHEMERAL_ENABLED: True})
+    try:
+        with ephemeral:
+            flow_module._start_prefect_api()
+    finally:
+        flow_module.log.removeHandler(seen)
+    (record,) = seen.records
+    assert record.levelno == logging.WARNING  # shown by default, unlike debug
+    assert "RuntimeError: Timed out while attempting to connect" in record.getMessage()
+
+
+def test_two_runs_of_one_config_in_one_process_each_take_their_own_pool(engines, collection, tmp_path, monkeypatch):
+    """Pools ``run`` starts ahead of their flows were filed under the config's JSON: a second run of the same
+    config in the process (here started while the first one's flow is planning) filed its pool over the first's,
+    which was then never shut down. Each run now files its pool under a token of its own."""
+    from chromata.actors import colorizer
+    from chromata.flows import colorize_collection as flow_module
+    from chromata.pipeline import ShardProcessor
+
+    cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), shard_size=2, workers=1)
+    processor = ShardProcessor(cfg)  # what the pools' actors would run, in this process
+    made: list[object] = []
+
+    class Pool:
+        def __init__(self, cfg) -> None:  # type: ignore[no-untyped-def]
+            self.shut = 0
+            made.append(self)
+
+        def run(self, shards, run_id, on_progress=None):  # type: ignore[no-untyped-def]
+            for shard in shards:
+                yield processor.process(shard, run_id)
+
+        def shutdown(self) -> None:
+            self.shut += 1
+
+    monkeypatch.setattr(colorizer, "ColorizerPool", Pool)
+    monkeypatch.setattr(colorizer, "connect", lambda *args, **kwargs: None)
+    real_open_plan, inner, started = flow_module.open_plan, [], []
+
+    def open_plan_with_a_second_run(c):  # type: ignore[no-untyped-def]
+        if not started:  # the first run's flow is planning: the same command runs again in this process
+            started.append(True)
+            inner.append(flow_module.run(cfg))
+        return real_open_plan(c)
+
+    monkeypatch.setattr(flow_module, "open_plan", open_plan_with_a_second_run)
+    try:
+        flow_module.run(cfg)
+    finally:
+        processor.close()
+    assert inner and inner[0]["ok"] == 4  # the second run colorized the collection with its own pool
+    shut = [p.shut for p in made]  # type: ignore[attr-defined]
+    assert len(made) == 2 and shut == [1, 1], shut  # each pool shut down once, none left behind
+    assert not flow_module._STARTED_POOLS

@@ -38,23 +38,55 @@ def test_an_unreachable_ray_address_is_one_config_error_in_seconds():
     assert not ray.is_initialized()
 
 
-def test_a_plain_local_start_prints_no_ray_notice(collection, tmp_path):
-    """A local instance as chromata starts it: no notices, and its actors inherit the allocator settings (no
-    runtime_env of their own, so they start in a worker Ray has ready)."""
+def test_a_plain_local_start_prints_no_ray_notice_and_gives_the_allocator_settings_to_colorizers_only(
+    collection, tmp_path
+):
+    """A local instance as chromata starts it: no notices; Ray's own CPU count (container-aware: here standing at
+    1 for a pod whose host has more cores), not the host's os.cpu_count(); the allocator settings in the
+    colorizer actors' processes alone — not in the driver, whose environment Ray's processes and every
+    subprocess inherit, nor in another Ray worker."""
     code = (
-        "import ray\nfrom chromata import allocator\nfrom chromata.actors.colorizer import ColorizerPool, connect\n"
-        "from chromata.config import build_config\n"
-        "connect(None, num_cpus=1)\nassert ray.is_initialized()\n"
+        "import os, ray, ray._private.utils\nfrom chromata import allocator\n"
+        "from chromata.actors.colorizer import ColorizerPool, connect\nfrom chromata.config import build_config\n"
+        "ray._private.utils.get_num_cpus = lambda *a, **k: 1  # Ray's count in a 1-CPU pod\n"
+        "assert os.cpu_count() > 1, os.cpu_count()\n"
+        "connect(None)\nassert ray.is_initialized()\n"
+        "assert ray.cluster_resources()['CPU'] == 1, ray.cluster_resources()\n"
+        "assert 'GLIBC_TUNABLES' not in os.environ, os.environ['GLIBC_TUNABLES']\n"
+        "plain = ray.remote(lambda: os.environ.get('GLIBC_TUNABLES'))\n"
+        "assert ray.get(plain.options(num_cpus=0).remote()) is None\n"
         f"pool = ColorizerPool(build_config(source={str(collection)!r}, destination={str(tmp_path / 'o')!r}))\n"
-        "assert 'runtime_env' not in pool.options, pool.options\n"
-        "assert pool.info()[0]['allocator'] == allocator.tunables(), pool.info()\n"
+        "info = pool.info()[0]\n"
+        "assert info['allocator'] == allocator.tunables() and info['allocator_in_effect'], info\n"
+        "assert pool.options['runtime_env'] == {'env_vars': {'GLIBC_TUNABLES': allocator.tunables()}}, pool.options\n"
         "pool.shutdown()\nray.shutdown()\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "GLIBC_TUNABLES")}
+    env = {k: v for k, v in env.items() if k not in allocator.MALLOC_VARIABLES}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
     assert out.returncode == 0, out.stderr
     assert "Token authentication" not in out.stderr + out.stdout
     assert "WARNING" not in out.stderr, out.stderr
+
+
+def test_a_cluster_whose_operator_set_malloc_gets_no_allocator_settings(collection, tmp_path):
+    """An operator's own malloc setting where the workers run (here MALLOC_ARENA_MAX in the environment the
+    instance starts from) wins: the colorizer actors start with it and without chromata's settings."""
+    code = (
+        "import os, ray\nfrom chromata.actors.colorizer import ColorizerPool, connect\n"
+        "from chromata.config import build_config\n"
+        "connect(None, num_cpus=1)\n"
+        f"pool = ColorizerPool(build_config(source={str(collection)!r}, destination={str(tmp_path / 'o')!r}))\n"
+        "assert 'runtime_env' not in pool.options, pool.options\n"
+        "info = pool.info()[0]\n"
+        "assert info['allocator'] == '' and not info['allocator_in_effect'], info\n"
+        "pool.shutdown()\nray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "GLIBC_TUNABLES")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "MALLOC_ARENA_MAX": "2"}, timeout=180
+    )
+    assert out.returncode == 0, out.stderr
 
 
 def test_a_head_started_by_ray_start_is_joined_with_its_token_and_refusal_says_how():
@@ -130,7 +162,8 @@ def test_an_actor_runs_as_many_threads_as_it_was_given_cpus(ray_local, collectio
         try:
             infos = pool.info()
             assert [info["threads"] for info in infos] == [threads] * workers
-            # each actor's process started with the allocator settings (chromata.allocator)
-            assert all(info["allocator"] == allocator.worker_env()["GLIBC_TUNABLES"] for info in infos)
+            # each actor's process started with the allocator settings (chromata.allocator), where they apply
+            expected = allocator.worker_env().get("GLIBC_TUNABLES", os.environ.get("GLIBC_TUNABLES", ""))
+            assert all(info["allocator"] == expected for info in infos)
         finally:
             pool.shutdown()

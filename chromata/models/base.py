@@ -69,7 +69,7 @@ def load_untrusted(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc):  # weights_only refused a class or function the file wants to import
-            raise ValueError(f"{path} holds Python objects, not only tensors: refused unread (untrusted input)") from exc
+            raise ValueError(f"{path} holds Python objects, not only tensors: refused unread") from exc
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (not a PyTorch file, or damaged)") from exc
     except Exception as exc:  # whatever a damaged file makes torch's readers raise (RuntimeError, KeyError, EOF…)
         first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:120]

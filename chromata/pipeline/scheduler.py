@@ -57,7 +57,7 @@ def _profiled_runs() -> int:
     try:
         import torch
 
-        return max(1, int(torch._C._jit_get_num_profiled_runs()))
+        return max(1, int(torch._C._jit_get_num_profiled_runs()))  # type: ignore[attr-defined]
     except (ImportError, AttributeError):
         return 1
 
@@ -125,10 +125,8 @@ class ShardProcessor:
         desc = model.describe()
         # whether the confidence is a fitted probability or a raw score (then the review budget, not a threshold,
         # is what routes sensibly: chromata calibrate fits one for the weights)
-        calibrated = model.calibration is not None
-        self.params = params_json(
-            {**cfg.processing_params(), **desc, "score_version": confidence.SCORE_VERSION, "score_calibrated": calibrated}
-        )
+        facts = {"score_version": confidence.SCORE_VERSION, "score_calibrated": model.calibration is not None}
+        self.params = params_json({**cfg.processing_params(), **desc, **facts})
 
     def close(self) -> None:
         """End the processor's threads (waiting for what they are doing); it processes nothing afterwards."""
@@ -248,6 +246,7 @@ class _ShardRun:
 
     def _reported(self, future: Future[ImageRecord]) -> Future[ImageRecord]:
         """Report the row the moment its thread has made it (a shard-fatal error is raised on collection)."""
+
         def done(f: Future[ImageRecord]) -> None:
             if not f.cancelled() and f.exception() is None:
                 self._report(f.result())
