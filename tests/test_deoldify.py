@@ -9,6 +9,7 @@ written to files in fastai's layout and raw, loaded through chromata's loader an
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from pathlib import Path
@@ -26,7 +27,19 @@ from chromata.models.base import Colorizer
 FIXTURES = Path(__file__).parent / "fixtures"
 ORACLE = json.loads((FIXTURES / "deoldify_oracle.json").read_text())
 ARRAYS = dict(np.load(FIXTURES / "deoldify_oracle.npz"))
-OPT = {"state": {}, "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 1e-3, "params": [0, 1]}]}
+# fastai v1's Learner.save: the optimiser's state and settings beside the weights, with its factory and numpy
+# learning rates pickled as objects — what the published generators carry, and weights_only refuses by default
+OPT = {
+    "opt_state": {
+        "state": {},
+        "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 1e-3, "params": [0]}],
+    },
+    "lr": [np.float64(1e-3)],
+    "wd": [np.float64(1e-3)],
+    "opt_func": functools.partial(torch.optim.Adam, betas=(0.9, 0.99)),
+    "true_wd": True,
+    "bn_wd": True,
+}
 TOLERANCE = 1e-5  # max abs difference at working size (ImageNet-normalised units); measured 4.8e-7 .. 9.5e-7
 
 
@@ -280,3 +293,24 @@ def test_an_unreadable_file_is_one_readable_line(tmp_path: Path, artistic_file: 
     one_line_error(exc, str(path))
     with pytest.raises(FileNotFoundError):
         d.DeOldifyColorizer.load(tmp_path / "absent.pth")
+
+
+def test_fastai_extras_are_inert_and_any_other_object_is_still_refused(tmp_path: Path) -> None:
+    """The optimiser factory in a fastai file is read as a placeholder (no code of it runs); an object the
+    family's files do not carry — here os.system — is refused as before."""
+    import os
+
+    from chromata.models.base import Inert
+
+    good = tmp_path / "fastai.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "opt": OPT}, good)
+    blob = torch.load(good, weights_only=False)
+    assert isinstance(blob["opt"]["opt_func"], functools.partial)  # what the file really holds
+    assert set(d.read_checkpoint(good)) == {"w"}
+    from chromata.models.base import load_untrusted
+
+    assert isinstance(load_untrusted(good, inert=d.FASTAI_EXTRAS)["opt"]["opt_func"], Inert)
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "opt": {"opt_func": functools.partial(os.system, "true")}}, evil)
+    with pytest.raises(ValueError, match="holds Python objects, not only tensors"):
+        d.read_checkpoint(evil)

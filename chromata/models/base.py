@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -54,10 +55,27 @@ def model_input(model: Colorizer, lightness: F32) -> F32:
     return color.working_lightness(lightness, model.input_size, getattr(model, "resample", "area"))
 
 
-def load_untrusted(path: Path) -> Any:
+class Inert:
+    """What an object a checkpoint names in ``inert`` becomes when it is read (:func:`load_untrusted`): nothing.
+    Constructing, calling or restoring it runs no code of the named class or function."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> Inert:
+        return Inert()
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+def load_untrusted(path: Path, inert: Collection[str] = ()) -> Any:
     """A downloaded checkpoint, read as untrusted input: ``torch.load(weights_only=True)`` (tensors, numbers,
-    strings and containers only: no code runs), memory-mapped where the file's format allows. Anything wrong
-    with the file is one ValueError line naming it; FileNotFoundError when it is missing."""
+    strings and containers only: no code runs), memory-mapped where the file's format allows. ``inert``: the
+    fully qualified names of classes and functions a family's files are known to carry beside their weights
+    (fastai's optimiser settings: ``functools.partial``, ``torch.optim.adam.Adam``, numpy scalars); each is read
+    as an :class:`Inert` placeholder instead of being imported — every other global is still refused. Anything
+    wrong with the file is one ValueError line naming it; FileNotFoundError when it is missing."""
     import pickle
     import zipfile
 
@@ -66,7 +84,8 @@ def load_untrusted(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        with torch.serialization.safe_globals([(Inert, name) for name in inert]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc):  # weights_only refused a class or function the file wants to import
             raise ValueError(f"{path} holds Python objects, not only tensors: refused unread") from exc

@@ -436,11 +436,26 @@ def detect_variant(state: Mapping[str, Any]) -> str:
     return "artistic" if depth == 34 else "stable"
 
 
+# What fastai v1 pickles beside the weights in a Learner's file (its ``opt`` entry: the optimiser's factory,
+# ``partial(Adam, betas=…)``, and learning rates as numpy scalars) — the published generators carry them, and
+# ``weights_only`` refuses them (reported for ColorizeVideo_gen.pth: "Unsupported global: functools.partial").
+# They are read as inert placeholders and dropped; only ``model`` is used.
+FASTAI_EXTRAS = (
+    "functools.partial",
+    "torch.optim.adam.Adam",
+    "torch.optim.adamw.AdamW",
+    "torch.optim.sgd.SGD",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.dtype",
+)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A published generator's state dict: fastai's ``{'model': state_dict, 'opt': ...}`` or a raw state dict,
     read with ``weights_only=True`` (the file is untrusted). ValueError, one line naming the file, otherwise."""
     path = Path(path)
-    obj = load_untrusted(path)
+    obj = load_untrusted(path, inert=FASTAI_EXTRAS)
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict or fastai's {{'model': state_dict}}")
