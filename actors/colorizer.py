@@ -185,6 +185,8 @@ class ColorizerPool:
                 f"device={cfg.device} was requested but the Ray cluster has no GPUs; use --device auto or cpu, "
                 "or add GPU nodes"
             )
+        if opts["num_gpus"] == 0 and cfg.precision == "fp16":
+            raise ConfigError("--precision fp16 needs a GPU and the Ray cluster has none; use --precision auto")
         self.cfg = cfg
         # SPREAD: actors on as many nodes as possible, so a lost node takes as few of them as possible
         self.options: dict[str, Any] = {**opts, "scheduling_strategy": "SPREAD"}

@@ -1,7 +1,8 @@
 """Half precision on a GPU: does each family's output stay within one 8-bit level of float32?
 
 For each family and variant (weights in the published layout by the family's deterministic recipe, so the
-check runs without downloads), both precisions colorize the bundled sample (examples/scans) at the family's
+check runs without downloads; ``--weights`` for the published files themselves, which is what decides), both
+precisions colorize the bundled sample (examples/scans) at the family's
 default working size; each prediction is merged with the scan's full-resolution L* as a run merges it and
 encoded to 8 bits. Reported: the largest and the 99th-percentile difference in 8-bit levels, and the speed-up.
 A family may run fp16 by default only where the largest difference is at most one level. Needs a CUDA device.
@@ -39,7 +40,7 @@ def _scans() -> list[Any]:
     return out
 
 
-def check(family: str, variant: str, device: str) -> dict[str, Any]:
+def check(family: str, variant: str, device: str, weights: str | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
@@ -49,7 +50,7 @@ def check(family: str, variant: str, device: str) -> dict[str, Any]:
     from chromata.models.base import model_input
 
     with tempfile.TemporaryDirectory() as tmp:
-        spec = f"{family}:{recipe_checkpoint(family, variant, Path(tmp))}"
+        spec = weights or f"{family}:{recipe_checkpoint(family, variant, Path(tmp))}"
         models = {p: load_colorizer(spec, device=device, precision=p) for p in ("fp32", "fp16")}
     levels: list[Any] = []
     seconds = {"fp32": 0.0, "fp16": 0.0}
@@ -82,12 +83,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--weights",
+        nargs="+",
+        help="SPEC … (e.g. ddcolor:ddcolor_paper.pth): your downloaded files instead of recipe"
+        " weights — activations, and so fp16's range, depend on the trained weights",
+    )
     args = ap.parse_args()
     import torch
 
     if not torch.cuda.is_available():
         sys.exit("fp16_check needs a CUDA device (fp16 is a GPU option): run it on a GPU node")
-    rows = [check(family, variant, args.device) for family, variant in FAMILIES]
+    if args.weights:
+        rows = [check(spec.partition(":")[0], "as loaded", args.device, spec) for spec in args.weights]
+    else:
+        rows = [check(family, variant, args.device) for family, variant in FAMILIES]
     text = json.dumps({"device": torch.cuda.get_device_name(), "rows": rows}, indent=2)
     print(text)
     if args.json:

@@ -58,20 +58,21 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-def measure_one(family: str, variant: str, size: int, device: str, batch: int, min_seconds: float) -> dict[str, Any]:
-    """One configuration, in this process."""
+def measure_one(
+    family: str, variant: str, size: int, spec: str, device: str, batch: int, min_seconds: float
+) -> dict[str, Any]:
+    """One configuration, in this process: ``spec`` names weights the parent wrote (so that writing them is not
+    counted in this process's memory)."""
     import numpy as np
     import torch
 
     from chromata.models import family as family_of
     from chromata.models import load_colorizer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = _checkpoint(family, variant, Path(tmp))
-        size_arg = size if family_of(spec).size_step else None
-        t0 = time.perf_counter()
-        model = load_colorizer(spec, device=device, input_size=size_arg)
-        load_s = time.perf_counter() - t0
+    size_arg = size if family_of(spec).size_step else None
+    t0 = time.perf_counter()
+    model = load_colorizer(spec, device=device, input_size=size_arg)
+    load_s = time.perf_counter() - t0
     if model.input_size != size:
         raise SystemExit(f"{family} runs at its own working size, {model.input_size}, not {size}")
     net = getattr(model, "net", None)
@@ -110,18 +111,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     configs = CONFIGS if not args.only else tuple(_parse(c) for c in args.only)
     rows = []
     for family, variant, size in configs:
-        child = ["--child", f"{family}:{variant}:{size}", "--device", args.device, "--batch", str(args.batch)]
-        cmd = [sys.executable, __file__, *child, "--min-seconds", str(args.min_seconds), "--threads", str(args.threads)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-        if done.returncode != 0:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            rows.append({"family": family, "variant": variant or "-", "size": size, "error": tail})
-        else:
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(_run_child(args, family, variant, size, _checkpoint(family, variant, Path(tmp))))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     load = os.getloadavg()[0]  # other work on the machine while it measured (the figures are slower under load)
     return {"machine": machine(), "device": args.device, "threads": args.threads, "batch": args.batch,
             "load_average_1min_at_end": round(load, 1), "rows": rows}  # fmt: skip
+
+
+def _run_child(args: argparse.Namespace, family: str, variant: str, size: int, spec: str) -> dict[str, Any]:
+    """One configuration in a fresh process: its figures, or the last line of its error."""
+    child = ["--child", f"{family}:{variant}:{size}", "--spec", spec, "--device", args.device]
+    opts = ["--batch", str(args.batch), "--min-seconds", str(args.min_seconds), "--threads", str(args.threads)]
+    cmd = [sys.executable, __file__, *child, *opts]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"family": family, "variant": variant or "-", "size": size, "error": tail}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _parse(config: str) -> tuple[str, str, int]:
@@ -138,7 +145,8 @@ def markdown(result: dict[str, Any]) -> str:
         "published layout loaded as a run loads them. Images/s of `predict_ab` (the family's pre- and "
         "post-processing and the confidence proxy included; decoding, merging and encoding the full-resolution "
         "scan are not: see the throughput section). Memory is the whole process's (Python, torch and the model): "
-        f"resident after loading, and its peak while predicting. Load average at the end: "
+        f"resident after loading, and its peak (loading included). The weights are written by another process. "
+        f"Load average at the end: "
         f"{result.get('load_average_1min_at_end', '?')} (other work on the machine slows every figure).",
         "",
         "| family | variant | working size | parameters (M) | images/s | s/image | RSS after load (MiB) "
@@ -166,6 +174,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="give up on one configuration after this long")
     ap.add_argument("--only", nargs="+", help="FAMILY:VARIANT:SIZE configurations (default: all)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--spec", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     args = ap.parse_args()
@@ -174,7 +183,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         family, variant, size = _parse(args.child)
-        print(json.dumps(measure_one(family, variant, size, args.device, args.batch, args.min_seconds)))
+        row = measure_one(family, variant, size, args.spec, args.device, args.batch, args.min_seconds)
+        print(json.dumps(row))
         return
     from benchmarks._report import publish
 

@@ -176,6 +176,7 @@ class RunConfig(BaseModel):
 
         try:
             family(self.model).check_size(self.model_size)
+            family(self.model).check_precision(self.precision, self.device)
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
         return self

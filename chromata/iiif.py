@@ -37,10 +37,12 @@ def check_source_id(template: str | None) -> str | None:
     if template is None:
         return None
     try:
-        fields = [f for _, f, spec, conv in string.Formatter().parse(template) if f is not None or spec or conv]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"bad source id template {template!r}: {exc}") from None
-    unknown = [f for f in fields if f not in SOURCE_ID_FIELDS]
+    fields = [f for _, f, spec, conv in parsed if f is not None or spec or conv]
+    # plain fields only: no format spec or conversion (a spec may hold fields of its own: "{key:{key.__class__}}")
+    unknown = [f for f in fields if f not in SOURCE_ID_FIELDS] + [s for _, _, s, c in parsed if s or c]
     if unknown or not template.strip():
         allowed = ", ".join("{" + f + "}" for f in SOURCE_ID_FIELDS)
         raise ValueError(f"bad source id template {template!r}: use text and {allowed}")

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from chromata.compaction import history_runs
 from chromata.config import RunConfig
-from chromata.errors import StorageError
+from chromata.errors import ConfigError, StorageError
 from chromata.formats import BY_EXTENSION, is_media_key
 from chromata.manifest import HISTORY_COLUMNS, fragment_key
 from chromata.models import check_model, weights_sha256
@@ -57,7 +57,14 @@ def preflight(cfg: RunConfig) -> None:
     """Fail fast with one clear message if the source cannot be listed or the destination written."""
     open_storage(cfg.source, cfg.endpoint_url).check_readable()
     open_storage(cfg.destination, cfg.endpoint_url).check_writable()
-    check_model(cfg.model, cfg.model_size)  # a wrong or damaged weights file: one line, before any engine starts
+    # a wrong or damaged weights file: one line, before any engine starts — unless the run joins a cluster and the
+    # weights are not on this machine (the workers may have them at that path; they then check it themselves)
+    try:
+        check_model(cfg.model, cfg.model_size)
+    except ConfigError as exc:
+        if not (cfg.ray_address and str(exc).startswith("model weights not found")):
+            raise
+        log.warning("%s here; the cluster's workers must have it (--ray-address %s)", exc, cfg.ray_address)
 
 
 # ``is_media_key``, vectorised. ``posixpath.splitext`` takes the extension from the last dot of the last

@@ -70,7 +70,11 @@ def test_model_speed_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = {(r["family"], r["size"]): r for r in json.loads(out.read_text())["rows"]}
     for key in (("builtin", 256), ("ddcolor", 64), ("deoldify", 32)):
-        assert rows[key]["images_per_s"] > 0 and rows[key]["peak_rss_mib"] >= rows[key]["rss_after_load_mib"] > 100
+        assert rows[key]["images_per_s"] > 0
+    # the loaded weights are what each process holds beyond the built-in's (DDColor-T: 55 M float32 = 210 MiB;
+    # the weights were written by the parent, so generating them is not counted)
+    extra = rows[("ddcolor", 64)]["rss_after_load_mib"] - rows[("builtin", 256)]["rss_after_load_mib"]
+    assert 150 < extra < 600
     assert rows[("ddcolor", 64)]["parameters_m"] > 10 * rows[("builtin", 256)]["parameters_m"]
     assert rows[("eccv16", 64)]["error"] == "eccv16 runs at its own working size, 256, not 64"
 

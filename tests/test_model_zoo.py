@@ -246,6 +246,7 @@ def test_onnx_card_overrides_the_recognised_convention_and_bad_cards_are_one_lin
         (json.dumps({"input": "rgb"}), "expected keys"),
         (json.dumps({"input": "rgb", "output": "ab"}), "says (3, 2) channels"),
         (json.dumps({"input": "hsv", "output": "rgb"}), "input must be lightness or rgb"),
+        (json.dumps({"input": "rgb", "output": "rgb", "input_range": "255"}), "input_range has the wrong type (str)"),
     ):
         card.write_text(bad)
         with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:

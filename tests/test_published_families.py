@@ -146,3 +146,37 @@ def test_a_checkpoint_that_would_run_code_is_refused_unread(family, tmp_path):
     with pytest.raises(ConfigError, match="holds Python objects, not only tensors") as err:
         check_model(f"{family}:{evil}")
     assert "\n" not in str(err.value) and not marker.exists()
+
+
+def test_precision_is_checked_per_family_and_device_before_any_work():
+    from chromata.config import build_config
+    from chromata.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        build_config(source="a", destination="b", model="ddcolor:x.pth", precision="fp16", device="cpu")
+    with pytest.raises(ConfigError, match="'eccv16' runs at --precision auto or fp32, not fp16"):
+        build_config(source="a", destination="b", model="eccv16:x.pth", precision="fp16")
+    with pytest.raises(ConfigError, match="from 16 to 1024"):  # past the 1024 px reduction it would only upsample
+        build_config(source="a", destination="b", model="deoldify:x.pth", model_size=2048)
+    assert build_config(source="a", destination="b", model="builtin", precision="fp16").precision == "fp16"
+
+
+def test_a_run_joining_a_cluster_may_name_weights_only_its_workers_have(tmp_path, caplog):
+    """Checked here when the file is here; on a joined cluster a missing local file is a warning (the workers
+    check it), a present but damaged one still an error."""
+    from chromata.config import build_config
+    from chromata.errors import ConfigError
+    from chromata.planning import preflight
+
+    src = tmp_path / "scans"
+    src.mkdir()
+    remote = build_config(source=str(src), destination=str(tmp_path / "o"), model="ddcolor:/models/ddcolor.pth",
+                          ray_address="ray://head:10001")  # fmt: skip
+    preflight(remote)
+    assert "the cluster's workers must have it" in caplog.text
+    with pytest.raises(ConfigError, match="not found"):
+        preflight(remote.model_copy(update={"ray_address": None}))
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable PyTorch checkpoint"):
+        preflight(remote.model_copy(update={"model": f"ddcolor:{damaged}"}))

@@ -151,3 +151,13 @@ def test_the_iiif_manifest_never_publishes_the_sources_internal_path(tmp_path):
     for bad in ("{source_uri}", "{key.__class__}", "{0}", "{", ""):
         with pytest.raises(ValueError, match="bad source id template"):
             manifest(bad)
+
+
+def test_a_source_id_template_with_a_format_spec_is_refused_up_front():
+    """A spec may hold fields of its own ("{key:{key.__class__}}"): only plain fields are allowed."""
+    from chromata.iiif import check_source_id
+
+    assert check_source_id("{collection}/{key}") == "{collection}/{key}"
+    for bad in ("{key:{key.__class__}}", "{key!r}", "{key:>10}", "{secret}"):
+        with pytest.raises(ValueError, match="bad source id template"):
+            check_source_id(bad)

@@ -104,6 +104,8 @@ def evaluate_cmd(
         return model_size if family(spec).size_step else None
 
     specs = model or ["builtin"]
+    if model_size is not None and not any(family(spec).size_step for spec in specs):
+        raise ConfigError(f"--model-size: none of {', '.join(specs)} takes a working size (ddcolor and deoldify do)")
     models = [(spec, load_colorizer(spec, temperature=temperature, input_size=size_for(spec))) for spec in specs]
     images = load_images(files[:limit] if limit else files)
     if not images:

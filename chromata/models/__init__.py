@@ -45,6 +45,12 @@ class LoadOptions:
     precision: str = "auto"  # auto, fp32 or fp16 (families that allow it, on a GPU)
 
 
+# A scan's L* is reduced to 1024 px on its long side before it is resampled to the working size
+# (chromata.color.REDUCED_SIDE): a larger working size would only upsample, at a cost that grows steeply
+# (DeOldify's self-attention with (size/8)^4)
+MAX_MODEL_SIZE = 1024
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """One kind of model: ``kind`` is the part of a spec before the colon."""
@@ -62,6 +68,15 @@ class ModelFamily:
     licence: str = ""  # the licence of the published weights (and of the architecture's official code)
     published: str = ""  # where a museum downloads the official weights, and which files
     check: Callable[[Path], object] | None = None  # checks a weights file without building the network
+    precisions: tuple[str, ...] = ("auto", "fp32")  # --precision values it runs at (fp16: on a GPU only)
+
+    def check_precision(self, precision: str, device: str) -> None:
+        """A one-line error if this family does not run at ``precision``, or fp16 is asked of a CPU."""
+        if precision not in self.precisions:
+            allowed = " or ".join(self.precisions)
+            raise ConfigError(f"model {self.kind!r} runs at --precision {allowed}, not {precision}")
+        if precision == "fp16" and device == "cpu":
+            raise ConfigError("--precision fp16 needs a GPU (--device auto or cuda); on a CPU use auto or fp32")
 
     def check_size(self, size: int | None) -> None:
         """A one-line error if ``size`` is no working size for this family."""
@@ -69,10 +84,10 @@ class ModelFamily:
             return
         if self.size_step is None:
             raise ConfigError(f"model {self.kind!r} runs at its own working size: --model-size is not for it")
-        if size % self.size_step or not self.size_step <= size <= 4096:
+        if size % self.size_step or not self.size_step <= size <= MAX_MODEL_SIZE:
             raise ConfigError(
                 f"--model-size {size} for {self.kind!r}: use a multiple of {self.size_step} "
-                f"from {self.size_step} to 4096 (default {self.default_size})"
+                f"from {self.size_step} to {MAX_MODEL_SIZE} (default {self.default_size})"
             )
 
     def weights(self, arg: str) -> Path:
@@ -89,7 +104,9 @@ class ModelFamily:
 def _load_builtin(path: Path, o: LoadOptions) -> Colorizer:
     from chromata.models.builtin import BuiltinColorizer
 
-    return BuiltinColorizer.load(path, device=o.device, temperature=o.temperature, chroma_gamma=o.chroma_gamma)
+    return BuiltinColorizer.load(
+        path, device=o.device, temperature=o.temperature, chroma_gamma=o.chroma_gamma, precision=o.precision
+    )
 
 
 def _zhang(kind: str) -> Callable[[Path, LoadOptions], Colorizer]:
@@ -146,6 +163,7 @@ FAMILIES: dict[str, ModelFamily] = {
             packaged=("", "v1", "v2"),
             exportable=True,
             loads_calibration=True,
+            precisions=("auto", "fp32", "fp16"),
             licence="Apache-2.0 (weights trained by chromata on photos under their own licences: the model card)",
         ),
         ModelFamily(
@@ -173,6 +191,7 @@ FAMILIES: dict[str, ModelFamily] = {
             f"{_PROXY}; {_BESIDE}",
             _load_ddcolor,
             check=_check_ddcolor,
+            precisions=("auto", "fp32", "fp16"),
             size_step=32,
             default_size=512,
             licence="Apache-2.0",
@@ -186,6 +205,7 @@ FAMILIES: dict[str, ModelFamily] = {
             f"{_PROXY}; {_BESIDE}",
             _load_deoldify,
             check=_check_deoldify,
+            precisions=("auto", "fp32", "fp16"),
             size_step=16,
             default_size=560,
             licence="MIT",
@@ -305,6 +325,7 @@ def load_colorizer(
     path = model_path(spec)
     fam = family(spec)
     fam.check_size(input_size)
+    fam.check_precision(precision, device)
     options = LoadOptions(device, temperature, chroma_gamma, input_size, precision)
     try:
         model = fam.load(path, options)

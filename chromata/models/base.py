@@ -69,9 +69,11 @@ class Inert:
         pass
 
 
-def load_untrusted(path: Path, inert: Collection[str] = ()) -> Any:
+def load_untrusted(path: Path, inert: Collection[str] = (), mmap: bool = False) -> Any:
     """A downloaded checkpoint, read as untrusted input: ``torch.load(weights_only=True)`` (tensors, numbers,
-    strings and containers only: no code runs), memory-mapped where the file's format allows. ``inert``: the
+    strings and containers only: no code runs). ``mmap``: the tensors mapped from the file, not read (zip-format
+    files; for a check that builds nothing: a network must not keep pointing into a file someone may replace
+    while a run holds it). ``inert``: the
     fully qualified names of classes and functions a family's files are known to carry beside their weights
     (fastai's optimiser settings: ``functools.partial``, ``torch.optim.adam.Adam``, numpy scalars); each is read
     as an :class:`Inert` placeholder instead of being imported — every other global is still refused. Anything
@@ -85,7 +87,7 @@ def load_untrusted(path: Path, inert: Collection[str] = ()) -> Any:
         raise FileNotFoundError(f"model weights not found: {path}")
     try:
         with torch.serialization.safe_globals([(Inert, name) for name in inert]):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         if "GLOBAL" in str(exc):  # weights_only refused a class or function the file wants to import
             raise ValueError(f"{path} holds Python objects, not only tensors: refused unread") from exc

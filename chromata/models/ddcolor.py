@@ -419,18 +419,13 @@ def detect_variant(state: Mapping[str, Tensor]) -> str:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split("\n", 1)[0].split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Tensor]:
     """The state dict of a DDColor checkpoint file: ``{"params": state_dict, ...}`` (BasicSR's layout, what the
     official loader reads; ``params_ema`` when a file has no ``params``) or a raw state dict, read as untrusted
-    input (``chromata.models.base.load_untrusted``: weights only, memory-mapped). Any failure: a one-line
+    input (``chromata.models.base.load_untrusted``: weights only; ``mmap`` for a check). Any failure: a one-line
     ``ValueError``."""
     path = Path(path)
-    blob = load_untrusted(path)
+    blob = load_untrusted(path, mmap=mmap)
     if isinstance(blob, Mapping):
         for key in ("params", "params_ema"):
             if isinstance(blob.get(key), Mapping):
@@ -497,7 +492,7 @@ def check_file(path: str | Path) -> str:
     (every key, every shape; the tensors mapped, not read, and no network built). Its variant; ``ValueError``
     (one line naming the file) otherwise."""
     try:
-        return checked_state(read_checkpoint(path))[0]
+        return checked_state(read_checkpoint(path, mmap=True))[0]
     except ValueError as exc:
         message = str(exc)
         raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from exc

@@ -451,11 +451,11 @@ FASTAI_EXTRAS = (
 )
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, torch.Tensor]:
     """A published generator's state dict: fastai's ``{'model': state_dict, 'opt': ...}`` or a raw state dict,
     read with ``weights_only=True`` (the file is untrusted). ValueError, one line naming the file, otherwise."""
     path = Path(path)
-    obj = load_untrusted(path, inert=FASTAI_EXTRAS)
+    obj = load_untrusted(path, inert=FASTAI_EXTRAS, mmap=mmap)
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict or fastai's {{'model': state_dict}}")
@@ -468,7 +468,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 def check_file(path: str | Path) -> str:
     """What a run checks before it starts its engines: the file is a DeOldify generator in the published layout
     (every key, every shape), read without building the network. Its variant; ValueError (one line) otherwise."""
-    state = read_checkpoint(path)
+    state = read_checkpoint(path, mmap=True)
     try:
         variant = detect_variant(state)
     except ValueError as exc:
@@ -705,12 +705,14 @@ class DeOldifyColorizer:
         )
         return model
 
-    def rgb(self, lightness: F32) -> F32:
-        """(N, S, S) L* -> the generator's de-normalised, clamped RGB (N, S, S, 3) in [0, 1]."""
+    def rgb(self, lightness: F32, grey_image: F32 | None = None) -> F32:
+        """(N, S, S) L* -> the generator's de-normalised, clamped RGB (N, S, S, 3) in [0, 1]; ``grey_image``:
+        ``grey_rgb(lightness)`` when the caller has it already."""
         light = np.asarray(lightness, np.float32)
         if light.ndim != 3 or light.shape[1] % RENDER_BASE or light.shape[2] % RENDER_BASE:
             raise ValueError(f"expected (N, S, S) L* with sides multiples of {RENDER_BASE}, got shape {light.shape}")
-        grey = torch.from_numpy(np.ascontiguousarray(grey_rgb(light))).permute(0, 3, 1, 2).to(self.device)
+        image = grey_rgb(light) if grey_image is None else grey_image
+        grey = torch.from_numpy(np.ascontiguousarray(image)).permute(0, 3, 1, 2).to(self.device)
         with torch.inference_mode():
             x = ((grey - self._mean) / self._std).to(self.dtype)
             out = self.net(x).float() * self._std + self._mean
@@ -718,9 +720,9 @@ class DeOldifyColorizer:
         return np.ascontiguousarray(rgb, dtype=np.float32)
 
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
-
         light = np.asarray(lightness, np.float32)
-        rgb = yuv_merged(grey_rgb(light), self.rgb(light))
+        grey = grey_rgb(light)
+        rgb = yuv_merged(grey, self.rgb(light, grey))
         ab = rgb_to_ab(rgb)
         return ChromaPrediction(ab=restrained(self, light, ab), uncertainty=estimated_uncertainty(light, ab))
 

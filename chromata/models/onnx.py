@@ -144,6 +144,12 @@ class Convention:
         known = {f.name for f in fields(cls)} - {"source"}
         if not isinstance(raw, dict) or set(raw) - known or not {"input", "output"} <= set(raw):
             raise ValueError(f"ONNX card {path}: expected keys input, output and optionally {', '.join(sorted(known))}")
+        number: tuple[type, ...] = (int, float)
+        types = {"input": (str,), "output": (str,), "input_range": number, "output_range": number}
+        types["input_size"] = (int, type(None))
+        for key, want in types.items():
+            if key in raw and (not isinstance(raw[key], want) or isinstance(raw[key], bool)):
+                raise ValueError(f"ONNX card {path}: {key} has the wrong type ({type(raw[key]).__name__})")
         conv = cls(**raw, source=path.name)
         if conv.input not in ("lightness", "rgb") or conv.output not in ("ab", "rgb"):
             raise ValueError(f"ONNX card {path}: input must be lightness or rgb, output ab or rgb")
@@ -206,11 +212,13 @@ class OnnxColorizer:
         self.calibration: Calibration | None = None
         # chromata's own graphs restrain as the built-in model does; foreign graphs reproduce their colours
         self.restrain = self.convention.input == "lightness"
+        # a DDColor export (grey RGB -> a*/b*) is fed as DDColor's inference feeds it (models.base.model_input)
+        self.resample = "srgb-bilinear" if (self.convention.input, self.convention.output) == ("rgb", "ab") else "area"
 
     def predict_ab(self, lightness: F32) -> ChromaPrediction:
         conv = self.convention
         x = np.ascontiguousarray(lightness, dtype=np.float32)[:, None]
-        grey = grey_rgb(x[:, 0])
+        grey = grey_rgb(x[:, 0]) if "rgb" in (conv.input, conv.output) else x
         if conv.input == "rgb":
             x = np.ascontiguousarray((grey * np.float32(conv.input_range)).transpose(0, 3, 1, 2), dtype=np.float32)
         names = [self.ab_name] + ([self.unc_name] if self.unc_name else [])

@@ -27,7 +27,7 @@ from chromata.config import RunConfig
 from chromata.errors import Failure
 from chromata.manifest import ImageRecord, params_json
 from chromata.models import Colorizer, load_colorizer
-from chromata.models.base import warm_up
+from chromata.models.base import InferenceGraph, warm_up
 from chromata.pipeline.banded import BandedHandler
 from chromata.pipeline.film import FilmHandler
 from chromata.pipeline.output import OutputPath
@@ -105,8 +105,10 @@ class ShardProcessor:
             warm_up(model)  # ready for the first batch: an engine loads its model off the run's critical path
             # and runs the batch it will run until TorchScript's executor has profiled and optimised its graph, so
             # that the first batch goes through the same plan as every later one (the same outputs)
-            for _ in range(_profiled_runs() + 1):
-                model.predict_ab(np.full((cfg.batch_size, model.input_size, model.input_size), 50.0, np.float32))
+            # (only a CPU model run through a TorchScript graph has such a plan: the published families run eager)
+            if isinstance(getattr(model, "forward", None), InferenceGraph) and model.device == "cpu":
+                for _ in range(_profiled_runs() + 1):
+                    model.predict_ab(np.full((cfg.batch_size, model.input_size, model.input_size), 50.0, np.float32))
             kernels.prepare()  # and compiles the merge kernel (chromata.kernels) before its first image
         self.model = model
         self.source: Storage = ReadOnlyStorage(open_storage(cfg.source, cfg.endpoint_url))
