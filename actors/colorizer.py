@@ -17,11 +17,10 @@ from typing import Any
 
 import ray
 
-from chromata import allocator
 from chromata.config import RunConfig
 from chromata.errors import ConfigError, StorageError
-from chromata.metrics import METRICS
-from chromata.pipeline import Shard, ShardProcessor, ShardResult, merge_results
+from chromata.monitoring.metrics import METRICS
+from chromata.pipeline import Shard, ShardProcessor, ShardResult, allocator, merge_results
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +82,8 @@ class ColorizerActor:
 
 @ray.remote(num_cpus=0)
 def _colorizer_env() -> dict[str, str]:
-    """What a colorizer actor's process is to start with (``chromata.allocator.worker_env``), worked out in a plain
-    worker of the cluster: its glibc, and the environment its node gives workers (an operator's own malloc
+    """What a colorizer actor's process is to start with (``chromata.pipeline.allocator.worker_env``), worked out in a
+    plain worker of the cluster: its glibc, and the environment its node gives workers (an operator's own malloc
     settings there win)."""
     return allocator.worker_env()
 
@@ -191,7 +190,7 @@ class ColorizerPool:
         # SPREAD: actors on as many nodes as possible, so a lost node takes as few of them as possible
         self.options: dict[str, Any] = {**opts, "scheduling_strategy": "SPREAD"}
         # and each actor's process started with the allocator settings that keep its per-image arrays mapped, where
-        # the cluster's glibc takes them and its operator set none of their own (chromata.allocator): given to
+        # the cluster's glibc takes them and its operator set none of their own (chromata.pipeline.allocator): given to
         # these processes alone, as their runtime_env
         env = ray.get(_colorizer_env.remote(), timeout=ACTOR_RECOVERY_SECONDS)
         if env:

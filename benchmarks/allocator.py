@@ -1,4 +1,4 @@
-"""What ``chromata.allocator``'s glibc settings do to a colorizer worker, each switched on and off.
+"""What ``chromata.pipeline.allocator``'s glibc settings do to a colorizer worker, each switched on and off.
 
 The same worker steps run in a fresh process per setting (the settings are read when a process starts), on a
 thread other than the main one, as a Ray actor's methods run, with the threads a 2-CPU actor gets:
@@ -13,11 +13,12 @@ and the process's peak resident memory (``VmHWM``). Settings (``GLIBC_TUNABLES``
 ``MALLOC_*`` variables):
 
 * *glibc defaults*: none;
-* *chromata's settings*: ``chromata.allocator.tunables()`` (mmap and trim thresholds, one arena);
+* *chromata's settings*: ``chromata.pipeline.allocator.tunables()`` (mmap and trim thresholds, one arena);
 * *thresholds, arenas as glibc's*: the two thresholds without ``arena_max``;
 * *as glibc 2.26–2.34 takes them*: what an older glibc is left with when it refuses the mmap threshold — the trim
   threshold and the one arena, which turn off glibc's adaptive mmap threshold (on this machine's glibc the same
-  tunables minus ``mmap_threshold`` reproduce that state). Why ``chromata.allocator`` gives nothing to such a glibc.
+  tunables minus ``mmap_threshold`` reproduce that state). Why ``chromata.pipeline.allocator`` gives nothing to such
+  a glibc.
 
 Settings alternate round by round; each figure is the median over rounds.
 
@@ -46,13 +47,13 @@ CHILD = textwrap.dedent(
     import json, sys, threading, time
     from pathlib import Path
     import cv2, numpy as np, torch
-    from chromata import color, kernels
+    from chromata.colormath import color, kernels
     from chromata.config import build_config
     from chromata.models import load_colorizer
     from chromata.models.base import warm_up
     from chromata.pipeline import ShardProcessor, make_shards
     from chromata.pipeline.scheduler import thread_split
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
 
     scans, out, threads, repeats = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     result = {}
@@ -110,7 +111,7 @@ STEPS = (
 
 def settings() -> dict[str, str | None]:
     """Each setting's GLIBC_TUNABLES (None: unset)."""
-    from chromata import allocator
+    from chromata.pipeline import allocator
 
     ours = allocator.tunables()
     items = ours.split(":")
@@ -139,7 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from throughput import make_scans
 
-    from chromata import allocator
+    from chromata.pipeline import allocator
 
     configs = settings()
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
@@ -191,8 +192,9 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
         f"{ours['merge at full resolution (ms per scan)']:.1f} ms, `ShardProcessor` "
         f"{base['ShardProcessor (images/s)']:.2f} → {ours['ShardProcessor (images/s)']:.2f} images/s, for a peak of "
         f"{base['peak RSS (MiB)']:.0f} → {ours['peak RSS (MiB)']:.0f} MiB. The last column is what a glibc that "
-        "refuses the mmap threshold (2.26–2.34) would run with if it were given them; `chromata.allocator` gives "
-        "such a glibc none, nor any worker whose environment already sets malloc's tunables.",
+        "refuses the mmap threshold (2.26–2.34) would run with if it were given them; "
+        "`chromata.pipeline.allocator` gives such a glibc none, nor any worker whose environment already sets "
+        "malloc's tunables.",
     ]
     return "\n".join(lines)
 

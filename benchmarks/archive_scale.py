@@ -14,7 +14,7 @@ Then three fresh processes, each timed from start to end and its peak RSS read f
 ``getrusage`` (each is a new interpreter, so imports and all are counted):
 
 1. ``plan``: a Planner with ``inventory=`` streams every shard (what ``chromata plan --inventory`` does);
-2. ``compact``: ``chromata.compaction.compact`` merges all fragments;
+2. ``compact``: ``chromata.record.compaction.compact`` merges all fragments;
 3. ``plan`` again, reading the compaction instead of the fragments.
 
 The source bucket exists on moto's S3 server (the plan checks that it can be read); it is never listed.
@@ -110,7 +110,7 @@ def make_manifest(dst: Path, n: int, model_sha: str) -> int:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from chromata.manifest import MANIFEST_PREFIX, MANIFEST_SCHEMA
+    from chromata.record.manifest import MANIFEST_PREFIX, MANIFEST_SCHEMA
 
     folder = dst / MANIFEST_PREFIX
     folder.mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,7 @@ def child(args: argparse.Namespace) -> None:
     out: dict[str, float | int | str] = {}
     if args.child == "plan":
         from chromata.config import build_config
-        from chromata.planning import Planner
+        from chromata.pipeline.planning import Planner
 
         cfg = build_config(
             source=f"s3://{BUCKET}/{PREFIX}",
@@ -200,8 +200,8 @@ def child(args: argparse.Namespace) -> None:
             "history_s": round(history, 1),
         }
     else:
-        from chromata.compaction import compact
-        from chromata.storage import LocalStorage
+        from chromata.archive.local import LocalStorage
+        from chromata.record.compaction import compact
 
         r = compact(LocalStorage(args.dst), min_fragments=1)
         out = {"fragments": r.fragments, "rows": r.rows, "files_before": r.files_before, "files_after": r.files_after}

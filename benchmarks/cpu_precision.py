@@ -91,7 +91,7 @@ def speed(model: Any, batch: Any, seconds: float) -> float:
 
 def colour_outputs(model: Any, photos: list[tuple[str, Any]]) -> list[Any]:
     """Each photo's 8-bit colour output (its own L*, the model's chroma merged at full resolution)."""
-    from chromata import color
+    from chromata.colormath import color
 
     outs = []
     for _, bgr in photos:
@@ -113,10 +113,10 @@ def level_differences(a: list[Any], b: list[Any]) -> tuple[int, int]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from chromata import color
-    from chromata.evaluation import evaluate, load_images, select_photos
+    from chromata.colormath import color
     from chromata.models import load_colorizer
     from chromata.models.builtin import builtin_card
+    from chromata.studies.evaluation import evaluate, load_images, select_photos
 
     torch.set_num_threads(args.threads)
     model = load_colorizer("builtin", device="cpu")

@@ -39,7 +39,7 @@ WORKER = textwrap.dedent(
     import chromata
     from chromata.config import build_config
     from chromata.pipeline import ShardProcessor, make_shards
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
 
     src, out, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
     cfg = build_config(source=src, destination=out, memory_budget_mb=budget, scratch_dir=out + "-scratch")

@@ -29,7 +29,7 @@ FAMILIES = (("ddcolor", "tiny"), ("ddcolor", "large"), ("deoldify", "artistic"),
 def _scans() -> list[Any]:
     import cv2
 
-    from chromata import color
+    from chromata.colormath import color
 
     out = []
     for path in sorted((ROOT / "examples" / "scans").iterdir()):
@@ -45,7 +45,7 @@ def check(family: str, variant: str, device: str, weights: str | None = None) ->
     import torch
 
     from benchmarks._checkpoints import recipe_checkpoint
-    from chromata import color
+    from chromata.colormath import color
     from chromata.models import load_colorizer
     from chromata.models.base import model_input
 

@@ -40,7 +40,7 @@ WORKER = textwrap.dedent(
     import json, sys, time
     from chromata.config import build_config
     from chromata.pipeline import ShardProcessor, make_shards
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
 
     def status_kib(field):
         for line in open("/proc/self/status"):

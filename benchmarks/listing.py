@@ -41,10 +41,10 @@ def main() -> list[dict[str, float]]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
+    from chromata.archive import open_storage
     from chromata.config import build_config
-    from chromata.manifest import ImageRecord, image_id_for, write_fragment
-    from chromata.planning import Planner
-    from chromata.storage import open_storage
+    from chromata.pipeline.planning import Planner
+    from chromata.record.manifest import ImageRecord, image_id_for, write_fragment
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -80,7 +80,7 @@ ENGINE_WORKER = textwrap.dedent(
     import chromata
     from chromata.config import build_config
     from chromata.pipeline import ShardProcessor, make_shards
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
 
     root, src, dst, batch, threads = sys.argv[1:6]
     cfg = build_config(source=src, destination=dst, batch_size=int(batch), workers=1,
@@ -176,11 +176,11 @@ def main() -> dict[str, object]:
 
     import torch
 
-    from chromata import color
+    from chromata.archive.local import LocalStorage
+    from chromata.colormath import color
     from chromata.config import build_config
-    from chromata.imageio import EncodeOptions, decode, encode
+    from chromata.media.imageio import EncodeOptions, decode, encode
     from chromata.pipeline import ShardProcessor, lightness_of, make_shards
-    from chromata.storage import LocalStorage
 
     torch.set_num_threads(args.threads)
     from chromata.models.builtin import BuiltinColorizer

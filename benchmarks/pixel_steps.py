@@ -5,7 +5,7 @@ OpenCV set to one thread), per grey 1920 × 1300 JPEG scan (2.5 MP, the throughp
 decoding, L*, the block reduction, the input checks, the model's input, the model (a batch of 8 through the
 network and the distribution's decoding, per image), the full-resolution merge, the JPEG encode with its
 XMP label, the heatmap and the hashes. Each tree runs in a fresh process in the environment its workers
-get: this tree with ``chromata.allocator``'s settings (what a colorizer actor starts with), a ``--before``
+get: this tree with ``chromata.pipeline.allocator``'s settings (what a colorizer actor starts with), a ``--before``
 tree without them (it had none). The trees alternate for ``--rounds`` rounds; the median of each step is
 reported.
 
@@ -49,12 +49,14 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     import cv2, numpy as np, torch
     torch.set_num_threads(1); cv2.setNumThreads(1)
-    from chromata import color, confidence, inputchecks, labels
-    from chromata.imageio import EncodeOptions, decode, encode
+    from chromata.colormath import color
+    from chromata.judgement import confidence, inputchecks
+    from chromata.media import labels
+    from chromata.media.imageio import EncodeOptions, decode, encode
     from chromata.models import load_colorizer
     from chromata.models.base import warm_up
     try:
-        from chromata import kernels
+        from chromata.colormath import kernels
         kernels.prepare()
     except ImportError:
         pass
@@ -115,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from throughput import before_tree, make_scans
 
-    from chromata import allocator
+    from chromata.pipeline import allocator
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -148,7 +150,7 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
         + (f" --before {args.before}" if args.before else "")
         + f"` — milliseconds per grey 1920 × 1300 JPEG scan (2.5 MP), each step alone on one thread, median of "
         f"{r['rounds']} rounds over {r['images']} scans; each tree in a fresh process in its workers' environment "
-        f"(this tree: `chromata.allocator`'s settings). {machine}.",
+        f"(this tree: `chromata.pipeline.allocator`'s settings). {machine}.",
         "",
         "| step | " + " | ".join(labels) + " |",
         "|---|" + "---:|" * len(labels),

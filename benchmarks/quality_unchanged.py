@@ -33,7 +33,10 @@ sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 import cv2, numpy as np
 import chromata
-from chromata import color
+try:
+    from chromata.colormath import color
+except ImportError:  # a tree from before the rooms of #24
+    from chromata import color
 from chromata.models import load_colorizer
 assert Path(chromata.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), chromata.__file__
 model = load_colorizer("builtin", device="cpu")

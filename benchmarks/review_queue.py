@@ -30,8 +30,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from benchmarks._report import machine, write_section
-from chromata.manifest import ImageRecord
-from chromata.metrics import METRICS
+from chromata.monitoring.metrics import METRICS
+from chromata.record.manifest import ImageRecord
 from chromata.review.schema import ReviewDecision, ReviewItem
 from chromata.review.store import ReviewQueue
 

@@ -4,7 +4,7 @@ Each configuration is one real ``chromata run`` in a subprocess (a local Ray ins
 manifest, the review queue) over the same scans: grey JPEG, PNG and 16-bit TIFF of 0.2–0.4 MP made from
 the bundled samples. Two figures per run: the command's wall time (engine start-up included) and the
 processing time the manifest records (first image started to last image finished) — the figure
-``chromata.runs`` measures for every run and ``chromata plan`` estimates from, so the section also says what
+``chromata.record.runs`` measures for every run and ``chromata plan`` estimates from, so the section also says what
 the one-actor run's rate would have predicted for more actors. (``chromata plan`` has no fallback rate for a
 destination without history: a figure measured here once went stale with the engine's next speed-up.)
 
@@ -49,8 +49,8 @@ def make_scans(folder: Path, n: int, mp_range: tuple[float, float] = (0.2, 0.4),
 
 def run_once(src: Path, work: Path, workers: int, shard_size: int, batch_size: int) -> dict[str, Any]:
     """One ``chromata run`` into a fresh destination; its wall time and the manifest's run statistics."""
-    from chromata.runs import run_history
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
+    from chromata.record.runs import run_history
 
     out = work / f"out-{workers}"
     cmd = [sys.executable, "-m", "chromata.cli", "run", str(src), "--out", str(out), "--workers", str(workers)]

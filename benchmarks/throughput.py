@@ -334,7 +334,7 @@ def check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def installed_here(ap: argparse.ArgumentParser) -> None:
-    """"This tree" runs the installed chromata (an editable install maps ``chromata.flows`` and ``.actors``):
+    """ "This tree" runs the installed chromata (an editable install maps ``chromata.flows`` and ``.actors``):
     refuse to measure if that install is another checkout's."""
     import chromata
 

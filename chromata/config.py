@@ -5,16 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chromata.errors import ConfigError
 from chromata.models import spec_forms, validate_spec
-
-if TYPE_CHECKING:
-    from chromata.training import TrainConfig
 
 
 def _location(uri: str) -> str:
@@ -109,7 +106,7 @@ class RunConfig(BaseModel):
     @field_validator("iiif_source_id")
     @classmethod
     def _iiif_source_id(cls, v: str | None) -> str | None:
-        from chromata.iiif import check_source_id
+        from chromata.record.iiif import check_source_id
 
         return check_source_id(v)
 
@@ -138,7 +135,7 @@ class RunConfig(BaseModel):
     def _routing_fit(cls, v: str | None) -> str | None:
         if v is None or v == "latest":
             return v
-        from chromata.routing_fit import RoutingFit
+        from chromata.judgement.routing_fit import RoutingFit
 
         return RoutingFit.from_json(v).to_json()  # canonical: its SHA-256 is the fit file's
 
@@ -205,7 +202,7 @@ class RunConfig(BaseModel):
     @field_validator("output_format")
     @classmethod
     def _format(cls, v: str) -> str:
-        from chromata.imageio import OUTPUT_FORMATS
+        from chromata.media.imageio import OUTPUT_FORMATS
 
         if v != "same" and v not in OUTPUT_FORMATS:
             raise ValueError(f"unknown format {v!r}: use same, {', '.join(OUTPUT_FORMATS)}")
@@ -221,7 +218,7 @@ class RunConfig(BaseModel):
     @field_validator("digital_source_type")
     @classmethod
     def _dst(cls, v: str) -> str:
-        from chromata.labels import DIGITAL_SOURCE_TYPES
+        from chromata.media.labels import DIGITAL_SOURCE_TYPES
 
         if v not in DIGITAL_SOURCE_TYPES:
             raise ValueError(f"unknown IPTC digital source type {v!r}: use one of {', '.join(DIGITAL_SOURCE_TYPES)}")
@@ -299,7 +296,7 @@ def _adopted(routing_fit: str) -> bool | None:
     which only ever resolves to an adopted fit."""
     if routing_fit == "latest":
         return None
-    from chromata.routing_fit import RoutingFit
+    from chromata.judgement.routing_fit import RoutingFit
 
     return RoutingFit.from_json(routing_fit).adopted
 
@@ -317,23 +314,3 @@ def build_config(**values: Any) -> RunConfig:
         where = ".".join(str(p) for p in first["loc"]) or "config"
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"invalid {where}: {msg}") from exc
-
-
-def build_train_config(workers: int = 1, **values: Any) -> TrainConfig:
-    """A ``TrainConfig`` for ``workers`` data-parallel workers, checked before any data is read or any network
-    built: every problem is one readable line."""
-    from chromata.training import INITS, TrainConfig
-
-    data, crop, init = str(values["data"]), int(values.get("crop", 160)), str(values.get("init", "imagenet"))
-    if not data.startswith("s3://") and not Path(data).is_dir():
-        raise ConfigError(f"training data folder not found: {data}")
-    if crop % 32:
-        raise ConfigError("--crop must be a multiple of 32")
-    if init not in INITS and not Path(init).is_file():
-        raise ConfigError(f"--init must be one of {', '.join(INITS)} or an existing weights file: {init}")
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    try:
-        return TrainConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"invalid training configuration: {exc}") from exc

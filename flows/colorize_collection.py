@@ -1,7 +1,7 @@
 """Prefect flow: plan → colorize shards on the Ray actor pool → commit each shard → summary.
 
-Composition only: the work is done by ``chromata.planning``, the actors (``chromata.actors``) and
-``chromata.manifest`` / ``chromata.review``. Works in Prefect's ephemeral mode with no server.
+Composition only: the work is done by ``chromata.pipeline.planning``, the actors (``chromata.actors``) and
+``chromata.record.manifest`` / ``chromata.review``. Works in Prefect's ephemeral mode with no server.
 """
 
 from __future__ import annotations
@@ -19,20 +19,21 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 
-from chromata import progress, routing_fit
+from chromata.archive import open_storage
 from chromata.config import RunConfig
-from chromata.iiif import write_manifest as write_iiif_manifest
-from chromata.manifest import records_needing_review, write_fragment
-from chromata.metrics import METRICS
+from chromata.judgement import routing_fit
+from chromata.monitoring import progress
+from chromata.monitoring.metrics import METRICS
+from chromata.monitoring.report import ReportCollector, write_report
+from chromata.monitoring.summary import RunSummary
 from chromata.pipeline import Shard, ShardResult
-from chromata.planning import Planner
-from chromata.report import ReportCollector, write_report
+from chromata.pipeline.planning import Planner
+from chromata.record.iiif import write_manifest as write_iiif_manifest
+from chromata.record.manifest import records_needing_review, write_fragment
 from chromata.review.store import ReviewQueue
-from chromata.storage import open_storage
-from chromata.summary import RunSummary
 
 log = logging.getLogger(__name__)
-CURATOR_RERUN = "curator_rerun"  # chromata.reasons has its text
+CURATOR_RERUN = "curator_rerun"  # chromata.judgement.reasons has its text
 # actor pools started ahead of their flow run by ``run`` in this process, each under a token of its own run (two
 # runs of the same config in one process each take their own)
 _STARTED_POOLS: dict[str, Any] = {}
@@ -220,7 +221,7 @@ def _colorize(cfg: RunConfig, t0: float, started_pool: str | None = None) -> dic
 
 class _ImageProgress:
     """Images made, as the actors report them (per image, not per shard): to the CLI's bar through
-    ``chromata.progress`` and to Prefect as the run's progress artifact (updated at most every second)."""
+    ``chromata.monitoring.progress`` and to Prefect as the run's progress artifact (updated at most every second)."""
 
     def __init__(self, planner: Planner) -> None:
         self.planner, self.done, self.shown_at = planner, 0, 0.0

@@ -7,7 +7,7 @@ no ``chromata deploy`` command; see docs/operations.md).
 
 Each night routes by the destination's newest *adopted* routing fit (``routing_fit = "latest"``, resolved when
 the run starts): a fit ``chromata calibrate --from-decisions`` adopted because it beat the current score out of
-sample on enough decisions (``chromata.routing_fit``). A fit that did not is kept under
+sample on enough decisions (``chromata.judgement.routing_fit``). A fit that did not is kept under
 ``_chromata/routing/not-adopted/`` and never used; with no adopted fit the night routes by the fixed score.
 A collection's own ``routing_fit`` (a fit's JSON) is used as given.
 """
@@ -21,7 +21,7 @@ from prefect.client.schemas.schedules import CronSchedule
 
 from chromata.collections_config import Collection, load_collections
 from chromata.flows.colorize_collection import colorize_collection
-from chromata.routing_fit import LATEST
+from chromata.judgement.routing_fit import LATEST
 
 ROUTING_NOTE = (
     "routes by the destination's newest adopted routing fit (one that beat the current score out of sample), "

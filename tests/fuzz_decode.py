@@ -19,9 +19,9 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from chromata import inputchecks
     from chromata.errors import ImageError
-    from chromata.imageio import decode, probe
+    from chromata.judgement import inputchecks
+    from chromata.media.imageio import decode, probe
     from chromata.pipeline import lightness_of
 
 MAX_PIXELS = 4_000_000  # small: the fuzzer must not spend its time on legitimately huge images

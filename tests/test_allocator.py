@@ -1,4 +1,4 @@
-"""chromata.allocator: the settings go to colorizer workers only where their glibc takes them, never over an
+"""chromata.pipeline.allocator: the settings go to colorizer workers only where their glibc takes them, never over an
 operator's own malloc settings."""
 
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from chromata import allocator
+from chromata.pipeline import allocator
 
 SETTINGS = {f"{k}={v}" for k, v in allocator.SETTINGS.items()}
 

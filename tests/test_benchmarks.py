@@ -161,6 +161,40 @@ def test_quality_unchanged_benchmark_runs(tmp_path):
     assert result["levels_8bit"]["max"] <= 1  # the 8-bit outputs of the same code: equal (to a level)
 
 
+@pytest.mark.slow
+def test_outputs_unchanged_benchmark_runs(tmp_path):
+    out = tmp_path / "outputs.json"
+    proc = _run_benchmark("outputs_unchanged.py", "--before", "HEAD", "--limit", "2", "--no-write", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    run = result["run"]  # this tree against its own commit: the same outputs, once run ids and times are set aside
+    assert run["outputs_compared"] == 10 and run["heatmaps_compared"] == 10 and run["files_differing"] == []
+    assert run["manifest_rows_equal"] and run["queue_rows_equal"] and run["queue_rows"] > 0
+    assert result["eval"]["photos"] == 2 and result["eval"]["ciede2000"]["photos_differing_at_4_decimals"] == 0
+
+
+def test_outputs_unchanged_sets_aside_run_ids_and_times_and_nothing_else():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from outputs_unchanged import _normalised
+
+    from chromata.media.imageio import EncodeOptions, encode
+    from chromata.media.labels import Provenance, embed_png, xmp_packet
+
+    pixels = np.full((8, 8, 3), 120, np.uint8)
+
+    def labelled(px: np.ndarray, run_id: str, when: str) -> bytes:
+        p = Provenance("a.png", "0" * 64, "i", run_id, "m", "1" * 64, "0.1.0", 0.5, when)
+        return embed_png(encode(px, ".png", EncodeOptions()), xmp_packet(p), [])
+
+    a = labelled(pixels, "20261205T113916Z-994c1fed", "2026-12-05T11:39:17.359882+00:00")
+    b = labelled(pixels, "20261205T120001Z-0badf00d", "2026-12-05T12:00:02.000001+00:00")
+    assert a != b and _normalised(a, {"20261205T113916Z-994c1fed"}) == _normalised(b, {"20261205T120001Z-0badf00d"})
+    changed = pixels.copy()
+    changed[3, 3, 1] += 1
+    c = labelled(changed, "20261205T120001Z-0badf00d", "2026-12-05T12:00:02.000001+00:00")
+    assert _normalised(a, {"20261205T113916Z-994c1fed"}) != _normalised(c, {"20261205T120001Z-0badf00d"})
+
+
 def test_render_writes_the_machine_date_and_options_the_figures_were_measured_with(tmp_path):
     """``--render`` writes a section again from an earlier run's --json: with that run's machine line, date,
     cores and options, never this machine's or today's; a JSON without that record is refused."""

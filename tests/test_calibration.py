@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import calibration as cal
+from chromata.judgement import calibration as cal
 from chromata.models.builtin import BuiltinColorizer, builtin_weights_path, calibration_path
 
 

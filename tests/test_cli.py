@@ -122,9 +122,9 @@ def test_iiif_command_offers_the_originals_where_they_are_served(tmp_path):
     import json
     from dataclasses import replace
 
-    from chromata.iiif import IIIF_KEY
-    from chromata.manifest import write_fragment
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
+    from chromata.record.iiif import IIIF_KEY
+    from chromata.record.manifest import write_fragment
     from tests.test_manifest import rec
 
     out = tmp_path / "out"
@@ -179,9 +179,9 @@ def test_iiif_command_names_sources_only_by_the_public_identifier_it_is_given(tm
     import json
     from dataclasses import replace
 
-    from chromata.iiif import IIIF_KEY
-    from chromata.manifest import write_fragment
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
+    from chromata.record.iiif import IIIF_KEY
+    from chromata.record.manifest import write_fragment
     from tests.test_manifest import rec
 
     out = tmp_path / "out"

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import color, kernels
+from chromata.colormath import color, kernels
 from tests.conftest import gradient_gray
 
 
@@ -43,7 +43,7 @@ def test_16bit_precision_survives_merge():
 def test_8bit_merge_by_table_equals_exact_companding(fused, monkeypatch):
     """The 8-bit output path (linear light -> sRGB by look-up table) is the exact path to within one level,
     grey stays grey, and 16-bit outputs take the exact path unchanged — fused into one pass by numba
-    (chromata.kernels, what runs) and as OpenCV passes (where numba is missing)."""
+    (chromata.colormath.kernels, what runs) and as OpenCV passes (where numba is missing)."""
     assert kernels.available()  # numba is a dependency: the fused kernel must be what runs here
     if not fused:
         monkeypatch.setattr(kernels, "available", lambda: False)
@@ -133,10 +133,10 @@ def _photo_like(seed: int, dtype=np.uint8):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_torch_merge_equals_the_cpu_path(dtype):
-    """The per-pixel work a GPU node does in torch (chromata.torchcolor.merge_chroma_to), run here on the CPU
+    """The per-pixel work a GPU node does in torch (chromata.colormath.torchcolor.merge_chroma_to), run here on the CPU
     through the same torch code: within one level of the CPU path, for 8- and 16-bit outputs, in-gamut and
     clipped colours alike."""
-    from chromata import torchcolor
+    from chromata.colormath import torchcolor
 
     lightness, ab = _photo_like(7, dtype)
     on_torch = torchcolor.merge_chroma_to(lightness, ab, dtype, "cpu")
@@ -149,7 +149,7 @@ def test_torch_merge_equals_the_cpu_path(dtype):
 def test_the_merge_runs_where_the_model_runs():
     import torch
 
-    from chromata import torchcolor
+    from chromata.colormath import torchcolor
     from chromata.pipeline.still import merge_on
 
     assert merge_on("cpu") is color.merge_chroma_to
@@ -165,7 +165,7 @@ def test_the_merge_runs_where_the_model_runs():
 def test_torch_merge_on_the_gpu_equals_the_cpu_path(dtype):
     import torch
 
-    from chromata import torchcolor
+    from chromata.colormath import torchcolor
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from chromata import compaction
-from chromata.compaction import COMPACTED_PREFIX, compact, load_layout, local_files
-from chromata.manifest import MANIFEST_PREFIX, fragment_key, read_manifest, to_table, write_fragment
-from chromata.storage import LocalStorage, S3Storage
+from chromata.archive.local import LocalStorage
+from chromata.archive.s3 import S3Storage
+from chromata.record import compaction
+from chromata.record.compaction import COMPACTED_PREFIX, compact, load_layout, local_files
+from chromata.record.manifest import MANIFEST_PREFIX, fragment_key, read_manifest, to_table, write_fragment
 from tests.test_manifest import rec
 
 
@@ -149,7 +150,7 @@ def test_concurrent_compactions_overlap_without_duplicating_rows(tmp_path):
 def test_planning_after_compaction_is_the_same_plan(collection, tmp_path):
     """--retry-failed attempt counting and resumption read the compacted history like the fragments."""
     from chromata.config import build_config
-    from chromata.planning import plan_run
+    from chromata.pipeline.planning import plan_run
 
     out = tmp_path / "out"
     base = dict(source=str(collection), destination=str(out), shard_size=2)

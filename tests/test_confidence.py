@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import confidence
+from chromata.judgement import confidence
 
 
 def test_score_definition():

@@ -34,7 +34,7 @@ def test_invalid_config_is_one_clear_line(values, message):
 
 
 def test_training_config_is_checked_before_any_work(tmp_path):
-    from chromata.config import build_train_config
+    from chromata.training.config import build_train_config
 
     data = tmp_path / "photos"
     data.mkdir()

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
-from chromata.manifest import fragment_keys, read_manifest
-from chromata.storage import LocalStorage
+from chromata.record.manifest import fragment_keys, read_manifest
 from tests.conftest import EXAMPLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from chromata import color
+from chromata.archive.storage import sha256_file
+from chromata.colormath import color
 from chromata.models import ddcolor
 from chromata.models.base import Colorizer, model_input
-from chromata.storage import sha256_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ORACLE: dict[str, Any] = json.loads((FIXTURES / "ddcolor_oracle.json").read_text(encoding="utf-8"))

@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chromata import color
+from chromata.colormath import color
 from chromata.models import deoldify as d
 from chromata.models.base import Colorizer
 
@@ -202,7 +202,7 @@ def test_the_colorizer_interface(artistic: d.DeOldifyColorizer, artistic_file: P
     assert facts["model_variant"] == "artistic" and facts["model_licence"] == "MIT"
     assert facts["render_factor"] == 4 and facts["input_size"] == 64 and facts["precision"] == "fp32"
     assert facts["model_sha256"] == artistic.weights_sha256 and len(artistic.weights_sha256) == 64
-    assert "chromata.harm" in str(facts["uncertainty"]) and facts["restraint"] is None
+    assert "chromata.judgement.harm" in str(facts["uncertainty"]) and facts["restraint"] is None
 
     default = d.DeOldifyColorizer("artistic", artistic.net, "0" * 64)
     assert (default.input_size, default.render_factor) == (560, 35)

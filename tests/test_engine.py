@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
 from chromata.models import load_colorizer
 from chromata.pipeline import ShardProcessor, make_shards
-from chromata.storage import LocalStorage
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_failures_are_typed_end_to_end(tmp_path, model):
     rows, _ = run(src, tmp_path / "out", model)
     for row in rows.values():
         assert row.status == "failed" and row.error_code and row.error.startswith(row.error_code + ": ")
-    from chromata.manifest import read_manifest, write_fragment
+    from chromata.record.manifest import read_manifest, write_fragment
 
     dest = LocalStorage(tmp_path / "out")
     write_fragment(dest, "s", list(rows.values()))

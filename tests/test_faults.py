@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from chromata.manifest import read_manifest
-from chromata.storage import S3_MAX_ATTEMPTS, S3Storage
+from chromata.archive.s3 import S3_MAX_ATTEMPTS, S3Storage
+from chromata.record.manifest import read_manifest
 from tests.conftest import gradient_gray
 from tests.faultproxy import FaultProxy
 
@@ -152,9 +152,9 @@ def run_pool_under_fault(tmp_path, fault):  # type: ignore[no-untyped-def]
     one taken out. Then recovery: every shard and every image came back exactly once, all colorized, every
     output written. Returns the results and the ids of the shards run again."""
     from chromata.actors.colorizer import ColorizerPool
+    from chromata.archive.local import LocalStorage
     from chromata.config import build_config
     from chromata.pipeline import make_shards
-    from chromata.storage import LocalStorage
 
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
@@ -238,8 +238,8 @@ def test_local_disk_full_mid_run_stops_cleanly_and_resumes(small_disk, tmp_path,
     space is freed (the file system grown), the next run finishes, every image exactly once."""
     import subprocess
 
+    from chromata.archive.local import LocalStorage
     from chromata.cli import app
-    from chromata.storage import LocalStorage
 
     src = tmp_path / "src"
     src.mkdir()

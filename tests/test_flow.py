@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from chromata.archive.local import LocalStorage
+from chromata.archive.s3 import S3Storage
 from chromata.config import build_config
-from chromata.manifest import fragment_keys, read_manifest
+from chromata.record.manifest import fragment_keys, read_manifest
 from chromata.review.store import ReviewQueue
-from chromata.storage import LocalStorage, S3Storage
 from tests.conftest import upload_collection
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -128,7 +129,7 @@ def test_s3_to_s3_run(engines, collection, moto_endpoint, s3, tmp_path):
 
 def test_pool_reuses_loaded_model_across_shards(ray_local, collection):
     from chromata.actors.colorizer import ColorizerPool
-    from chromata.planning import plan_run
+    from chromata.pipeline.planning import plan_run
 
     cfg = build_config(source=str(collection), destination=str(collection.parent / "pool-out"), shard_size=2, workers=1)
     plan = plan_run(cfg)

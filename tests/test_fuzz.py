@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chromata.errors import ImageError
-from chromata.imageio import decode
+from chromata.media.imageio import decode
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,4 +1,4 @@
-"""The harm estimator (chromata.harm): features, the shipped estimator's judgement, restraint at decoding for
+"""The harm estimator (chromata.judgement.harm): features, the shipped estimator's judgement, restraint at decoding for
 every family, and the estimated uncertainty an ONNX graph without an uncertainty output gets."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import confidence, harm
+from chromata.judgement import confidence, harm
 from chromata.models import load_colorizer
 from tests.conftest import DATA, PHOTOS, data_problem, needs_data
 
@@ -167,10 +167,10 @@ def test_onnx_without_uncertainty_gets_real_confidences_that_rank_like_the_built
 
 
 def test_engine_scores_an_onnx_model_without_uncertainty_per_image(collection, tmp_path, onnx_pair):
+    from chromata.archive.local import LocalStorage
     from chromata.config import build_config
-    from chromata.imageio import is_image_key
+    from chromata.media.imageio import is_image_key
     from chromata.pipeline import ShardProcessor, make_shards
-    from chromata.storage import LocalStorage
 
     cfg = build_config(source=str(collection), destination=str(tmp_path / "out"), model=f"onnx:{onnx_pair[2]}")
     proc = ShardProcessor(cfg)
@@ -187,8 +187,8 @@ def test_engine_scores_an_onnx_model_without_uncertainty_per_image(collection, t
 @needs_data("photos")  # skipped without the photos, failed with CI set
 def test_onnx_without_uncertainty_ranks_the_held_out_photos_like_the_builtin(onnx_pair):
     """On the model card's 35 validation photos (never used to fit the proxy), whole."""
-    from chromata import color
-    from chromata.evaluation import load_images, select_photos
+    from chromata.colormath import color
+    from chromata.studies.evaluation import load_images, select_photos
 
     torch_model, onnx_model, _ = onnx_pair
     works = np.stack(
@@ -221,7 +221,7 @@ def test_the_harm_study_restores_torch_threads_and_the_restraint_when_a_step_fai
 
     import torch
 
-    from chromata import harm_study
+    from chromata.studies import harm as harm_study
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

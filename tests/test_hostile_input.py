@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import tifffile
 
+from chromata.archive.local import LocalStorage
+from chromata.archive.s3 import S3Storage
 from chromata.config import build_config
-from chromata.imageio import is_image_key
+from chromata.media.imageio import is_image_key
 from chromata.models import load_colorizer
 from chromata.pipeline import ShardProcessor, make_shards
-from chromata.storage import LocalStorage, S3Storage
 from tests.hostile_corpus import CORPUS, LONG_NAME, png_bomb, write_corpus
 
 
@@ -102,7 +103,7 @@ def test_bomb_is_refused_without_allocating(tmp_path, model):
 
 
 def test_adobe_rgb_source_is_converted_to_srgb():
-    from chromata.imageio import decode
+    from chromata.media.imageio import decode
     from tests.hostile_corpus import adobe_rgb_jpeg
 
     img = decode(adobe_rgb_jpeg(), 10**9)
@@ -158,7 +159,7 @@ def test_s3_keys_never_escape_the_destination_prefix(moto_endpoint, s3, tmp_path
 
 def test_truncated_tiff_strips_are_detected():
     from chromata.errors import ImageError
-    from chromata.imageio import decode
+    from chromata.media.imageio import decode
 
     data = tifffile_bytes(np.zeros((300, 200), np.uint16))
     with pytest.raises(ImageError, match="truncated"):

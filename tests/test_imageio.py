@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from chromata.errors import ImageError
-from chromata.imageio import EncodeOptions, decode, encode, is_image_key
+from chromata.media.imageio import EncodeOptions, decode, encode, is_image_key
 from tests.conftest import colour_patches, gradient_gray
 
 LIMIT = 10_000_000

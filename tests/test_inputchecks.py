@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import color, inputchecks
+from chromata.colormath import color
+from chromata.judgement import inputchecks
 from tests.conftest import EXAMPLES, colour_patches
 
 RNG = np.random.default_rng(7)

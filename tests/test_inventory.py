@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chromata import inventory as inv
+from chromata.archive import inventory as inv
+from chromata.archive.inventory import Inventory
+from chromata.archive.storage import ObjectInfo
 from chromata.errors import StorageError
-from chromata.inventory import Inventory
-from chromata.storage import ObjectInfo
 
 CSV_SCHEMA = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass"
 PARQUET_SCHEMA = (
@@ -197,10 +197,10 @@ def test_plan_from_inventory_equals_plan_from_listing(tmp_path, s3, moto_endpoin
     import uuid
     from dataclasses import replace
 
+    from chromata.archive.local import LocalStorage
     from chromata.config import build_config
-    from chromata.manifest import write_fragment
-    from chromata.planning import plan_run
-    from chromata.storage import LocalStorage
+    from chromata.pipeline.planning import plan_run
+    from chromata.record.manifest import write_fragment
     from tests.conftest import upload_collection
     from tests.test_manifest import rec
 

@@ -1,10 +1,10 @@
-"""chromata.kernels: the fused CPU passes equal the torch / OpenCV code they replace."""
+"""chromata.colormath.kernels: the fused CPU passes equal the torch / OpenCV code they replace."""
 
 import numpy as np
 import pytest
 import torch
 
-from chromata import kernels
+from chromata.colormath import kernels
 from chromata.models import ab_bins
 
 
@@ -85,7 +85,7 @@ def test_kernels_that_numba_cannot_compile_leave_the_passes_they_replace(monkeyp
     import numba
     from numba.core.errors import TypingError
 
-    from chromata import color
+    from chromata.colormath import color
 
     real = numba.njit
 
@@ -105,7 +105,7 @@ def test_kernels_that_numba_cannot_compile_leave_the_passes_they_replace(monkeyp
     monkeypatch.setattr(numba, "njit", njit)
     kernels._compiled.cache_clear()
     try:
-        with caplog.at_level("WARNING", logger="chromata.kernels"):
+        with caplog.at_level("WARNING", logger="chromata.colormath.kernels"):
             kernels.prepare()  # what a worker calls while it loads its model: no exception
             assert not kernels.available()
         assert "could not be compiled by numba" in caplog.text and "TypingError" in caplog.text

@@ -11,18 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
-from chromata.imageio import is_image_key
-from chromata.labels import (
-    ICC_JPEG_HEADER,
-    embed_tiff,
-    is_srgb_icc,
-    source_metadata_jpeg,
-    visible_label,
-)
-from chromata.manifest import write_fragment
+from chromata.media.imageio import is_image_key
+from chromata.media.labels import ICC_JPEG_HEADER, embed_tiff, is_srgb_icc, source_metadata_jpeg
+from chromata.media.visible_label import visible_label
 from chromata.pipeline import ShardProcessor, make_shards
-from chromata.storage import LocalStorage
+from chromata.record.manifest import write_fragment
 from tests.certs import signing_chain
 from tests.conftest import needs_tool
 
@@ -164,7 +159,7 @@ def test_provenance_command_walks_from_output_to_source(collection, tmp_path):
 @needs_exiftool
 def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, tmp_path):
     pytest.importorskip("c2pa")
-    from chromata.labels import read_c2pa
+    from chromata.media.c2pa_label import read_c2pa
 
     cert, key, root = signing_chain(tmp_path)
     rows = _run(collection, tmp_path / "out", c2pa_cert=str(cert), c2pa_key=str(key))
@@ -189,7 +184,7 @@ def test_c2pa_manifest_is_signed_with_the_institutions_certificate(collection, t
 
 def _validated_c2pa(path, mime, root):
     """The active manifest of a signed file, after checking signature, hashes and chain against ``root``."""
-    from chromata.labels import read_c2pa
+    from chromata.media.c2pa_label import read_c2pa
 
     store = read_c2pa(path.read_bytes(), mime, trust_anchors_pem=root)
     failures = [s for s in store.get("validation_status", []) if s["code"] != "signingCredential.trusted"]
@@ -238,7 +233,7 @@ def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp
     output is never written, and the error says which budget would do."""
     pytest.importorskip("c2pa")
     from chromata.errors import ImageError
-    from chromata.labels import Provenance
+    from chromata.media.labels import Provenance
 
     cert, key, _ = signing_chain(tmp_path)
     cfg = build_config(
@@ -248,7 +243,7 @@ def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp
     big = tmp_path / "colorized.tif"
     with open(big, "wb") as f:
         f.truncate(129 * 2**20)  # sparse: over 128 MiB, no disk used
-    from chromata.formats import BY_NAME
+    from chromata.media.formats import BY_NAME
 
     proc = ShardProcessor(cfg)
     with pytest.raises(ImageError, match=r"too_large.*C2PA-sign.*memory_budget_mb=256.*at least 259"):
@@ -257,7 +252,7 @@ def test_a_banded_output_too_big_to_sign_within_the_budget_fails_with_advice(tmp
 
 
 def test_multi_page_tiff_is_colorized_page_by_page(collection, tmp_path):
-    from chromata.imageio import probe
+    from chromata.media.imageio import probe
     from tests.conftest import gradient_gray
 
     pages = [

@@ -1,7 +1,8 @@
 import duckdb
 import pyarrow.parquet as pq
 
-from chromata.manifest import (
+from chromata.archive.local import LocalStorage
+from chromata.record.manifest import (
     MANIFEST_SCHEMA,
     SCHEMA_VERSION,
     ImageRecord,
@@ -11,7 +12,6 @@ from chromata.manifest import (
     read_manifest,
     write_fragment,
 )
-from chromata.storage import LocalStorage
 
 
 def rec(key: str, status: str = "ok", **kw) -> ImageRecord:
@@ -81,8 +81,8 @@ def test_fragments_from_before_a_new_column_read_back_with_it_as_null(tmp_path):
     """Schema 1.1 added `frames`; a destination written by schema 1 reads back with frames = null."""
     import pyarrow.parquet as pq
 
-    from chromata.manifest import MANIFEST_PREFIX, read_manifest, to_table
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
+    from chromata.record.manifest import MANIFEST_PREFIX, read_manifest, to_table
 
     old = to_table([rec("a.jpg")]).drop_columns(["frames"])
     (tmp_path / MANIFEST_PREFIX).mkdir(parents=True)
@@ -94,7 +94,7 @@ def test_fragments_from_before_a_new_column_read_back_with_it_as_null(tmp_path):
 def test_fragments_of_schema_1_1_get_error_code_and_relative_keys_derived(tmp_path):
     """Schema 1.2 added `error_code`, `output_key` and `heatmap_key`; rows written before read back with
     them derived from `error` and from the URIs under the destination, so every reader can use them."""
-    from chromata.manifest import MANIFEST_PREFIX, to_table
+    from chromata.record.manifest import MANIFEST_PREFIX, to_table
 
     dest = LocalStorage(tmp_path)
     ok = rec("a/b.jpg", output_uri=dest.uri("a/b.jpg"), heatmap_uri=dest.uri("_chromata/heatmaps/a/b.jpg.png"))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chromata.decisions import DECISIONS_PREFIX, latest_decisions, write_decisions
+from chromata.archive.local import LocalStorage
 from chromata.errors import StorageError
-from chromata.manifest import write_fragment
-from chromata.manifest_index import ManifestIndex
-from chromata.storage import LocalStorage
+from chromata.record.decisions import DECISIONS_PREFIX, latest_decisions, write_decisions
+from chromata.record.manifest import write_fragment
+from chromata.record.manifest_index import ManifestIndex
 from tests.test_manifest import rec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_the_core_never_imports_review():
 def test_a_compacted_manifest_reads_the_same(dest):
     """After compaction the index (whole manifest, from the compaction) and one shard's lookup (from its
     fragment, which compaction keeps) give the same rows as before."""
-    from chromata.compaction import compact
+    from chromata.record.compaction import compact
 
     storage, a, a2, *_ = dest
     before = ManifestIndex.load(storage)

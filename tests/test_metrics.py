@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from chromata.config import build_config
-from chromata.imageio import is_image_key
+from chromata.media.imageio import is_image_key
 from tests.conftest import needs_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def engines(ray_local, prefect_harness):
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_real_run_registers_every_metric_the_dashboards_use(engines, collection, tmp_path):
-    from chromata.metrics import METRICS
+    from chromata.monitoring.metrics import METRICS
 
     textfile = tmp_path / "textfile" / "chromata.prom"
     cfg = build_config(
@@ -120,7 +120,7 @@ def test_a_real_run_registers_every_metric_the_dashboards_use(engines, collectio
 def test_review_queue_gauges_and_a_failed_run():
     from prometheus_client import CollectorRegistry
 
-    from chromata.metrics import Metrics
+    from chromata.monitoring.metrics import Metrics
 
     m = Metrics(CollectorRegistry())
     m.observe_review_queue([("a", "low_contrast,heavy_noise", 100.0), ("a", "", 50.0)], ["a", "b"])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from chromata.archive.storage import sha256_file
 from chromata.errors import ConfigError
 from chromata.models import load_colorizer, weights_sha256
 from chromata.models.zhang import ECCV16Net, SIGGRAPH17Net, save_reference_format
-from chromata.storage import sha256_file
 
 # Parameter names and shapes of the authors' releases (colorization_release_v2 / siggraph17-df00044c).
 ECCV16_KEYS = {
@@ -152,16 +152,16 @@ def test_foreign_onnx_with_rgb_input_and_no_uncertainty(tmp_path):
     x = np.full((1, 128, 128), 100.0, np.float32)  # white
     pred = model.predict_ab(x)
     np.testing.assert_allclose(pred.ab[0, 0, 0], [20.0, -10.0], atol=0.1)
-    assert pred.uncertainty.shape == (1, 128, 128)  # estimated (chromata.harm proxy; tests/test_harm.py)
+    assert pred.uncertainty.shape == (1, 128, 128)  # estimated (chromata.judgement.harm proxy; tests/test_harm.py)
     assert pred.uncertainty.min() >= 0.0 and pred.uncertainty.max() <= 1.0
     assert "not provided" in model.describe()["uncertainty"]
 
 
 def test_run_pipeline_with_a_zhang_model(collection, tmp_path):
+    from chromata.archive.local import LocalStorage
     from chromata.config import build_config
-    from chromata.imageio import is_image_key
+    from chromata.media.imageio import is_image_key
     from chromata.pipeline import ShardProcessor, make_shards
-    from chromata.storage import LocalStorage
 
     path = tmp_path / "siggraph17.pth"
     save_reference_format(_randomised(SIGGRAPH17Net), path)
@@ -174,7 +174,7 @@ def test_run_pipeline_with_a_zhang_model(collection, tmp_path):
 
 
 def test_a_calibration_beside_any_family_s_weights_is_used_for_those_weights_only(tmp_path):
-    from chromata import calibration as cal
+    from chromata.judgement import calibration as cal
     from chromata.models import calibration_path
 
     path = tmp_path / "colorization_release_v2.pth"
@@ -216,7 +216,7 @@ def _export(module, path, size=64):
 
 
 def test_foreign_onnx_rgb_to_rgb_reads_the_deoldify_port_convention(tmp_path):
-    from chromata import color
+    from chromata.colormath import color
 
     path = _export(_GreyToColour255(), tmp_path / "deoldify-port.onnx")
     model = load_colorizer(f"onnx:{path}", device="cpu")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from chromata.archive.storage import sha256_file
 from chromata.errors import ConfigError
 from chromata.models import load_colorizer
 from chromata.models.ab_bins import (
@@ -16,7 +17,6 @@ from chromata.models.ab_bins import (
     soft_encode,
 )
 from chromata.models.builtin import builtin_card, builtin_weights_path
-from chromata.storage import sha256_file
 from tests.conftest import PHOTOS
 
 
@@ -111,7 +111,7 @@ def test_builtin_predicts_plausible_colour_shapes():
 def test_builtin_model_adds_real_colour_on_held_out_photos():
     """On photos it never saw, the shipped model must give colour (not sepia, not grey) at an error
     close to the grey baseline: the figures the model card reports, measured again."""
-    from chromata.evaluation import evaluate, load_images
+    from chromata.studies.evaluation import evaluate, load_images
 
     names = builtin_card()["data"]["validation_files"][:12]
     summary = evaluate(load_images([PHOTOS / n for n in names]), load_colorizer("builtin", device="cpu"))

@@ -72,10 +72,10 @@ def test_a_night_routes_by_the_newest_adopted_fit_never_by_a_fit_that_did_not_be
     not a newer one whose own report shows it does worse out of sample than the score it would replace."""
     from dataclasses import replace
 
-    from chromata import routing_fit
+    from chromata.archive.local import LocalStorage
     from chromata.flows import nightly
     from chromata.flows.nightly import build_deployments
-    from chromata.storage import LocalStorage
+    from chromata.judgement import routing_fit
     from tests.test_routing_fit import _examples_the_current_score_ranks_perfectly, decided_destination
 
     storage, _ = decided_destination(tmp_path)  # its destination is tmp_path / "out"

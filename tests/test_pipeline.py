@@ -5,12 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import color
+from chromata.archive.local import LocalStorage
+from chromata.archive.storage import ObjectInfo
+from chromata.colormath import color
 from chromata.config import build_config
 from chromata.errors import StorageError
-from chromata.imageio import is_image_key
+from chromata.media.imageio import is_image_key
 from chromata.pipeline import ShardProcessor, make_shards, output_key, shard_id_for
-from chromata.storage import LocalStorage, ObjectInfo
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 from dataclasses import replace
 
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
-from chromata.imageio import is_image_key
-from chromata.manifest import write_fragment
+from chromata.media.imageio import is_image_key
 from chromata.models import weights_sha256
-from chromata.planning import plan_run
-from chromata.storage import LocalStorage
+from chromata.pipeline.planning import plan_run
+from chromata.record.manifest import write_fragment
 from tests.test_manifest import rec
 
 
@@ -43,7 +43,7 @@ def test_retry_failed_and_reprocess_if_model_changed(collection, tmp_path):
 
 
 def test_planner_streams_the_listing(collection, tmp_path):
-    from chromata.planning import Planner
+    from chromata.pipeline.planning import Planner
 
     planner = Planner(build_config(source=str(collection), destination=str(tmp_path / "out"), shard_size=2))
     shards = planner.shards()
@@ -82,8 +82,8 @@ def test_retry_of_committed_shards_gets_new_fragments(collection, tmp_path):
 def test_media_mask_is_is_media_key():
     import pyarrow as pa
 
-    from chromata.formats import is_media_key
-    from chromata.planning import media_mask
+    from chromata.media.formats import is_media_key
+    from chromata.pipeline.planning import media_mask
 
     keys = [
         "a.jpg",
@@ -119,7 +119,8 @@ def test_media_mask_is_is_media_key():
 def test_parallel_listing_is_the_flat_listing(s3, moto_endpoint):
     import uuid
 
-    from chromata.storage import S3Storage, list_objects
+    from chromata.archive import list_objects
+    from chromata.archive.s3 import S3Storage
 
     bucket = f"nested-{uuid.uuid4().hex[:6]}"
     s3.create_bucket(Bucket=bucket)
@@ -171,7 +172,7 @@ def test_history_matches_batches_across_runs_and_refuses_disorder():
     import pytest
 
     from chromata.errors import StorageError
-    from chromata.planning import History
+    from chromata.pipeline.planning import History
 
     def run(keys, etags, sizes, status, model):
         return pa.table(

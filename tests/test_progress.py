@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import progress
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
+from chromata.monitoring import progress
 from chromata.pipeline import ShardResult, make_shards
-from chromata.storage import LocalStorage
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 IMAGES = 16

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks._checkpoints import recipe_checkpoint
+from chromata.archive.local import LocalStorage
+from chromata.archive.storage import sha256_file
 from chromata.cli import app
-from chromata.storage import LocalStorage, sha256_file
 from tests.conftest import EXAMPLES, needs_tool
 
 EXIFTOOL = "exiftool"
@@ -35,7 +36,7 @@ def official_checkpoint(family: str, folder: Path) -> Path:
 @pytest.mark.ray
 @pytest.mark.parametrize("family", ["ddcolor", "deoldify"])
 def test_chromata_run_with_a_published_family(family, ray_local, prefect_harness, tmp_path):
-    from chromata.manifest import read_manifest
+    from chromata.record.manifest import read_manifest
 
     weights = official_checkpoint(family, tmp_path)
     out = tmp_path / "colorized"
@@ -166,7 +167,7 @@ def test_a_run_joining_a_cluster_may_name_weights_only_its_workers_have(tmp_path
     check it), a present but damaged one still an error."""
     from chromata.config import build_config
     from chromata.errors import ConfigError
-    from chromata.planning import preflight
+    from chromata.pipeline.planning import preflight
 
     src = tmp_path / "scans"
     src.mkdir()

@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from chromata.evaluation import load_images, score_image
 from chromata.models import load_colorizer
 from chromata.models.builtin import builtin_card
-from chromata.quality import GRAY, MEAN_CHROMA, evaluate_models, psnr, ssim
+from chromata.studies.evaluation import load_images, score_image
+from chromata.studies.quality import GRAY, MEAN_CHROMA, evaluate_models, psnr, ssim
 from tests.conftest import PHOTOS
 from tests.test_cli import chromata
 
@@ -85,7 +85,7 @@ def test_tradeoff_plot_marks_the_shipped_decoding():
     import cv2
     import numpy as np
 
-    from chromata.quality import tradeoff_png
+    from chromata.studies.quality import tradeoff_png
 
     points = [
         {"label": "g0.5", "ciede2000_vs_grey": 0.98, "colourfulness_ratio": 0.76},

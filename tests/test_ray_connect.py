@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from chromata import allocator
 from chromata.config import build_config
 from chromata.errors import ConfigError
+from chromata.pipeline import allocator
 
 pytestmark = pytest.mark.ray
 
@@ -46,7 +46,7 @@ def test_a_plain_local_start_prints_no_ray_notice_and_gives_the_allocator_settin
     colorizer actors' processes alone — not in the driver, whose environment Ray's processes and every
     subprocess inherit, nor in another Ray worker."""
     code = (
-        "import os, ray, ray._private.utils\nfrom chromata import allocator\n"
+        "import os, ray, ray._private.utils\nfrom chromata.pipeline import allocator\n"
         "from chromata.actors.colorizer import ColorizerPool, connect\nfrom chromata.config import build_config\n"
         "ray._private.utils.get_num_cpus = lambda *a, **k: 1  # Ray's count in a 1-CPU pod\n"
         "assert os.cpu_count() > 1, os.cpu_count()\n"
@@ -162,7 +162,7 @@ def test_an_actor_runs_as_many_threads_as_it_was_given_cpus(ray_local, collectio
         try:
             infos = pool.info()
             assert [info["threads"] for info in infos] == [threads] * workers
-            # each actor's process started with the allocator settings (chromata.allocator), where they apply
+            # each actor's process started with the allocator settings (chromata.pipeline.allocator), where they apply
             expected = allocator.worker_env().get("GLIBC_TUNABLES", os.environ.get("GLIBC_TUNABLES", ""))
             assert all(info["allocator"] == expected for info in infos)
         finally:

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import chromata
-from chromata.reasons import REASONS, describe, reason
+from chromata.judgement.reasons import REASONS, describe, reason
 
 CORE = Path(chromata.__file__).parent
 
@@ -17,7 +17,7 @@ def recorded_codes() -> set[str]:
         codes |= set(re.findall(r'reasons\.append\("([a-z_]+)"\)', text))
         codes |= set(re.findall(r'found\.append\("([a-z_]+)"\)', text))
         codes |= set(re.findall(r'Skip\("([a-z_]+)"', text))
-        codes |= set(re.findall(r'^[A-Z_]+ = "([a-z_]+)"  # chromata.reasons', text, re.M))
+        codes |= set(re.findall(r'^[A-Z_]+ = "([a-z_]+)"  # chromata.judgement.reasons', text, re.M))
     return codes
 
 
@@ -25,11 +25,12 @@ def test_every_recorded_reason_has_a_text():
     codes = recorded_codes()
     routing = {"least_confident", "below_threshold", "curator_rerun"}
     assert {"low_contrast", "document_text", "already_colour", *routing} <= codes
-    assert codes <= set(REASONS), f"reasons without a text in chromata/reasons.py: {sorted(codes - set(REASONS))}"
+    missing = sorted(codes - set(REASONS))
+    assert codes <= set(REASONS), f"reasons without a text in chromata/judgement/reasons.py: {missing}"
 
 
 def test_tones_recorded_by_the_tone_check_have_texts():
-    from chromata import inputchecks
+    from chromata.judgement import inputchecks
 
     src = Path(inputchecks.__file__).read_text()
     kinds = set(re.findall(r'kind = "([a-z_]+)"', src))  # the tones classify_tone records as reasons

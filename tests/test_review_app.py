@@ -14,15 +14,16 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from chromata.archive import open_storage
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
 from chromata.errors import ConfigError
-from chromata.imageio import is_image_key
-from chromata.manifest import write_fragment
+from chromata.media.imageio import is_image_key
 from chromata.pipeline import ShardProcessor, make_shards
+from chromata.record.manifest import write_fragment
 from chromata.review.app import AppSettings, create_app
 from chromata.review.export import export_decisions, latest_decisions
 from chromata.review.store import ClaimError, Filters, ReviewQueue
-from chromata.storage import LocalStorage, open_storage
 from tests.conftest import write_collection
 
 PASSWORD = "correct horse battery"
@@ -307,7 +308,7 @@ def test_manifest_show_and_redo_rejected(queue, colorized, tmp_path):
     from typer.testing import CliRunner
 
     from chromata.cli import app
-    from chromata.planning import Planner
+    from chromata.pipeline.planning import Planner
 
     out = colorized[0]
     item = queue.claim_next("ada")

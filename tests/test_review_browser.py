@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from chromata.archive.local import LocalStorage
 from chromata.review.app import AppSettings, create_app
 from chromata.review.export import export_decisions
 from chromata.review.store import ReviewQueue
-from chromata.storage import LocalStorage
 from tests.conftest import free_port, needs_tool
 from tests.test_review_app import PASSWORD, colorized  # noqa: F401 - the module fixture
 from tests.test_review_bulk import serving, variants

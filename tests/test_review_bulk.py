@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from chromata.reasons import reason
+from chromata.judgement.reasons import reason
 from chromata.review.app import AppSettings, create_app
 from chromata.review.images import THUMB_MAX
 from chromata.review.store import ReviewQueue

@@ -9,14 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from chromata import routing_fit
-from chromata.decisions import latest_decisions, write_decisions
-from chromata.manifest import write_fragment
+from chromata.archive.local import LocalStorage
+from chromata.judgement import routing_fit
+from chromata.record.decisions import latest_decisions, write_decisions
+from chromata.record.manifest import write_fragment
 from chromata.review.bulk import decide_each
 from chromata.review.export import export_decisions
 from chromata.review.statistics import HEALTH_DAYS
 from chromata.review.store import ReviewQueue
-from chromata.storage import LocalStorage
 from tests.test_manifest import rec
 from tests.test_review_app import PASSWORD, _app, _csrf, _login, db_url  # noqa: F401 - db_url is a fixture
 

@@ -11,15 +11,15 @@ import httpx
 import numpy as np
 import pytest
 
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
 from chromata.errors import StorageError
-from chromata.imageio import is_image_key
-from chromata.manifest import HEATMAP_PREFIX
+from chromata.media.imageio import is_image_key
 from chromata.pipeline import ShardProcessor, heatmap_key, make_shards
+from chromata.record.manifest import HEATMAP_PREFIX
 from chromata.review.app import AppSettings, create_app
 from chromata.review.export import export_decisions
 from chromata.review.store import ReviewQueue
-from chromata.storage import LocalStorage
 from tests.conftest import free_port, gradient_gray, write_collection
 from tests.test_review_app import PASSWORD, _login
 
@@ -141,7 +141,7 @@ def test_items_queued_before_relative_keys_resolve_through_the_manifest(moved, t
 def test_export_refuses_a_manifest_it_cannot_read(moto_endpoint, s3, tmp_path, moved):
     """Only an absent manifest is "no manifest": a fragment that answers 500 on every read fails the export
     with a clear error instead of writing decisions that silently lost their join."""
-    from chromata.storage import S3Storage
+    from chromata.archive.s3 import S3Storage
     from tests.faultproxy import FaultProxy
 
     copy = moved[0]

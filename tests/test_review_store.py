@@ -48,7 +48,7 @@ def test_a_redone_version_is_one_entry_pointing_at_the_new_bytes(tmp_path):
     one queue entry, now pointing at the file on disk; other weights are a new version."""
     from dataclasses import replace
 
-    from chromata.manifest import ImageRecord
+    from chromata.record.manifest import ImageRecord
     from chromata.review.store import ReviewQueue
 
     rec = ImageRecord(
@@ -138,7 +138,7 @@ def test_statistics_are_the_aggregates_of_the_items(db_url):
 
     from sqlalchemy import update
 
-    from chromata.metrics import Tally
+    from chromata.monitoring.metrics import Tally
     from chromata.review.schema import ReviewDecision
 
     records = [

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata import confidence, routing_fit
-from chromata.decisions import write_decisions
-from chromata.manifest import write_fragment
-from chromata.routing_fit import Example, RoutingFitError, apply, certainty_of, fit_routing
-from chromata.storage import LocalStorage
+from chromata.archive.local import LocalStorage
+from chromata.judgement import confidence, routing_fit
+from chromata.judgement.routing_fit import Example, RoutingFitError, apply, certainty_of, fit_routing
+from chromata.record.decisions import write_decisions
+from chromata.record.manifest import write_fragment
 from tests.test_manifest import rec
 
 U_RANGE = confidence.U_UNSURE - confidence.U_CERTAIN

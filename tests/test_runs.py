@@ -2,13 +2,13 @@ from dataclasses import replace
 
 from typer.testing import CliRunner
 
+from chromata.archive.local import LocalStorage
 from chromata.cli import app
 from chromata.config import build_config
-from chromata.manifest import params_json, write_fragment
-from chromata.planning import plan_run
-from chromata.report import report_key
-from chromata.runs import estimate, run_history
-from chromata.storage import LocalStorage
+from chromata.monitoring.report import report_key
+from chromata.pipeline.planning import plan_run
+from chromata.record.manifest import params_json, write_fragment
+from chromata.record.runs import estimate, run_history
 from tests.test_manifest import rec
 
 
@@ -85,9 +85,9 @@ def test_runs_and_plan_commands(collection, tmp_path):
 
 
 def test_the_run_report_says_how_its_images_were_routed_and_whether_the_fit_was_adopted(tmp_path):
-    from chromata import routing_fit
-    from chromata.report import ReportCollector, render_html
-    from chromata.summary import RunSummary
+    from chromata.judgement import routing_fit
+    from chromata.monitoring.report import ReportCollector, render_html
+    from chromata.monitoring.summary import RunSummary
     from tests.test_routing_fit import _examples_the_current_score_ranks_perfectly
 
     st = LocalStorage(tmp_path / "out")

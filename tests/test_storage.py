@@ -1,7 +1,10 @@
 import pytest
 
+from chromata.archive import open_storage
+from chromata.archive.local import LocalStorage
+from chromata.archive.s3 import S3Storage
+from chromata.archive.storage import KeyRefused, ReadOnlyStorage, safe_key
 from chromata.errors import StorageError
-from chromata.storage import KeyRefused, LocalStorage, ReadOnlyStorage, S3Storage, open_storage, safe_key
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Scans beyond the worker's memory budget: TIFFs colorized in bands (chromata.tiled), equal to the
+"""Scans beyond the worker's memory budget: TIFFs colorized in bands (chromata.pipeline.tiled), equal to the
 in-memory result; other formats refused as too_large; a real MemoryError becomes a too_large row."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from chromata import tiled
+from chromata.archive.local import LocalStorage
+from chromata.archive.s3 import S3Storage
 from chromata.config import build_config
-from chromata.manifest import ImageRecord
 from chromata.models import load_colorizer
-from chromata.pipeline import ShardProcessor, make_shards
-from chromata.storage import LocalStorage, S3Storage
+from chromata.pipeline import ShardProcessor, make_shards, tiled
+from chromata.record.manifest import ImageRecord
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +81,15 @@ def test_tiled_labels_and_rgb(tmp_path):
     assert analysis.tone is not None and analysis.tone.kind == "grey"
     tiled.write_colorized(str(tmp_path / "rgb.tif"), str(tmp_path / "border.tif"), ab, label="border")
     tiled.write_colorized(str(tmp_path / "rgb.tif"), str(tmp_path / "corner.tif"), ab, label="corner")
-    from chromata import color, labels
+    from chromata.colormath import color
+    from chromata.media import visible_label
     from chromata.pipeline import lightness_of
 
     ref = color.from_unit_float(color.merge_chroma(lightness_of(grey), ab), np.uint8)
     border = cv2.imread(str(tmp_path / "border.tif"), cv2.IMREAD_UNCHANGED)
     corner = cv2.imread(str(tmp_path / "corner.tif"), cv2.IMREAD_UNCHANGED)
-    assert np.abs(border.astype(int) - labels.visible_label(ref, "border").astype(int)).max() <= 1
-    assert np.abs(corner.astype(int) - labels.visible_label(ref, "corner").astype(int)).max() <= 1
+    assert np.abs(border.astype(int) - visible_label.visible_label(ref, "border").astype(int)).max() <= 1
+    assert np.abs(corner.astype(int) - visible_label.visible_label(ref, "corner").astype(int)).max() <= 1
 
 
 def test_colour_tiff_is_skipped_in_tiled_mode(tmp_path):
@@ -147,7 +148,7 @@ OOM_SCRIPT = textwrap.dedent(
     from chromata.config import build_config
     from chromata.models import load_colorizer
     from chromata.pipeline import ShardProcessor, make_shards
-    from chromata.storage import LocalStorage
+    from chromata.archive.local import LocalStorage
 
     src, out = sys.argv[1], sys.argv[2]
     model = load_colorizer("builtin", device="cpu")

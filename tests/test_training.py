@@ -69,8 +69,8 @@ def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
 def test_torch_lab_matches_the_numpy_conversion():
     import torch
 
-    from chromata import color
-    from chromata.torchcolor import bgr_u8_to_lab, lightness_to_grey
+    from chromata.colormath import color
+    from chromata.colormath.torchcolor import bgr_u8_to_lab, lightness_to_grey
 
     x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     ours = bgr_u8_to_lab(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
@@ -84,7 +84,7 @@ def test_torch_lab_matches_the_numpy_conversion():
 def test_archive_augmentations_do_what_they_say():
     import torch
 
-    from chromata.augment import TONES, AugmentConfig, augment_lightness, dust, gaussian_blur, grain, tone
+    from chromata.training.augment import TONES, AugmentConfig, augment_lightness, dust, gaussian_blur, grain, tone
 
     torch.manual_seed(0)
     flat = torch.full((4, 1, 32, 32), 50.0)

@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
+from chromata.archive.local import LocalStorage
 from chromata.config import build_config
-from chromata.iiif import IIIF_CONTEXT, IIIF_KEY, build_manifest
-from chromata.imageio import is_media_key
-from chromata.manifest import write_fragment
+from chromata.media.imageio import is_media_key
 from chromata.models import load_colorizer
 from chromata.pipeline import ShardProcessor, make_shards
-from chromata.storage import LocalStorage
-from chromata.video import colorize_video
+from chromata.pipeline.video import colorize_video
+from chromata.record.iiif import IIIF_CONTEXT, IIIF_KEY, build_manifest
+from chromata.record.manifest import write_fragment
 from tests.conftest import PHOTOS
 
 FPS, FRAMES = 12.0, 24
@@ -57,7 +57,7 @@ def test_temporal_smoothing_lowers_chroma_flicker(tmp_path, model):
 
 
 def test_a_cut_resets_the_smoothing():
-    from chromata.video import smoothing_weight
+    from chromata.pipeline.video import smoothing_weight
 
     a = np.full((8, 8), 30.0, np.float32)
     assert smoothing_weight(a, a + 3.0, 0.3) == 0.3  # same shot
@@ -155,7 +155,7 @@ def test_the_iiif_manifest_never_publishes_the_sources_internal_path(tmp_path):
 
 def test_a_source_id_template_with_a_format_spec_is_refused_up_front():
     """A spec may hold fields of its own ("{key:{key.__class__}}"): only plain fields are allowed."""
-    from chromata.iiif import check_source_id
+    from chromata.record.iiif import check_source_id
 
     assert check_source_id("{collection}/{key}") == "{collection}/{key}"
     for bad in ("{key:{key.__class__}}", "{key!r}", "{key:>10}", "{secret}"):

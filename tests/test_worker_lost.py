@@ -53,9 +53,9 @@ def _poisoned_png(pixels: np.ndarray) -> bytes:
 def test_an_image_that_kills_its_worker_fails_alone_and_the_run_goes_on(tmp_path):
     ray = pytest.importorskip("ray")
     from chromata.actors.colorizer import ColorizerPool
+    from chromata.archive.local import LocalStorage
     from chromata.config import build_config
     from chromata.pipeline import make_shards
-    from chromata.storage import LocalStorage
 
     src = tmp_path / "src"
     src.mkdir()

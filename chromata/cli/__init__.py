@@ -1,5 +1,8 @@
 """The ``chromata`` command line: one module per command group, each a thin Typer layer over core functions.
-Heavy modules (torch, ray, prefect) are imported inside commands, so ``chromata --help`` stays fast."""
+Heavy modules (torch, ray, prefect) are imported inside commands, so ``chromata --help`` stays fast.
+
+May import: anything in chromata — the CLI is the top of the stack; nothing imports it.
+"""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def provenance(
 ) -> None:
     """Print the provenance chain of an output: source, model, run, parameters, review decision."""
     from chromata.errors import ConfigError
-    from chromata.provenance import provenance_chain
+    from chromata.record.provenance import provenance_chain
 
     if not file.is_file():
         raise ConfigError(f"file not found: {file}")
@@ -76,9 +76,9 @@ def iiif(
     ] = None,
 ) -> None:
     """Write a IIIF Presentation 3 manifest of the colorized images, labelled "AI colorized"."""
+    from chromata.archive import open_storage
     from chromata.errors import ConfigError
-    from chromata.iiif import check_source_id, write_manifest
-    from chromata.storage import open_storage
+    from chromata.record.iiif import check_source_id, write_manifest
 
     for option, url in (("--base-url", base_url), ("--source-base-url", source_base_url)):
         if url is not None and not url.startswith(("http://", "https://")):
@@ -101,8 +101,8 @@ def manifest_compact(
     max_files: Annotated[int, typer.Option(help="past this many compactions, merge them into one")] = 8,
 ) -> None:
     """Merge the manifest's shard fragments into a few files so that planning reads few (nothing is deleted)."""
-    from chromata.compaction import compact
-    from chromata.storage import open_storage
+    from chromata.archive import open_storage
+    from chromata.record.compaction import compact
 
     r = compact(open_storage(destination, endpoint_url), min_fragments=min_fragments, max_files=max_files)
     if r.key is None:
@@ -125,8 +125,8 @@ def manifest_show(
     """Summarise the manifest under DESTINATION and print its rows."""
     from collections import Counter
 
-    from chromata.manifest_index import ManifestIndex
-    from chromata.storage import open_storage
+    from chromata.archive import open_storage
+    from chromata.record.manifest_index import ManifestIndex
 
     # every row, with the exported curator decisions (chromata review export) joined
     rows = ManifestIndex.load(open_storage(destination, endpoint_url)).rows()

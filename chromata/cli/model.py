@@ -38,9 +38,9 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train (or fine-tune) the built-in model on colour photos, colour removed on the fly; evaluate it."""
-    from chromata.config import build_train_config
     from chromata.errors import ConfigError
     from chromata.training import train as run_training
+    from chromata.training.config import build_train_config
 
     cfg = build_train_config(
         workers=workers,
@@ -93,9 +93,9 @@ def evaluate_cmd(
     """Colour photos → remove colour → colorize → PSNR, SSIM, CIEDE2000, colourfulness vs the truth and baselines,
     for each --model side by side (a contact sheet included), so a curator can choose."""
     from chromata.errors import ConfigError
-    from chromata.evaluation import load_images, select_photos
     from chromata.models import load_colorizer
-    from chromata.quality import evaluate_models
+    from chromata.studies.evaluation import load_images, select_photos
+    from chromata.studies.quality import evaluate_models
 
     files = select_photos(data, split)
     from chromata.models import family
@@ -186,7 +186,7 @@ def calibrate(
         raise ConfigError("--destination and --try go with --from-decisions")
     if data is None:
         raise ConfigError("--data is required (or --from-decisions --destination DEST)")
-    from chromata.calibration_study import calibrate_model
+    from chromata.studies.calibration import calibrate_model
 
     result, written = calibrate_model(data, model, files, crops, target, Path(out) if out else None, report_dir)
     console.print_json(json.dumps(result.summary))
@@ -194,9 +194,9 @@ def calibrate(
 
 
 def _calibrate_from_decisions(dest: str | None, budget: float, bulk_weight: float, trial: bool) -> None:
-    from chromata import routing_fit
+    from chromata.archive import open_storage
     from chromata.errors import ConfigError
-    from chromata.storage import open_storage
+    from chromata.judgement import routing_fit
 
     if not dest:
         raise ConfigError("--from-decisions needs --destination DEST: the destination whose decisions to learn from")

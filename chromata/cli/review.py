@@ -21,7 +21,7 @@ def review_list(
     limit: Annotated[int, typer.Option()] = 50,
 ) -> None:
     """Show images waiting for a curator, least confident first."""
-    from chromata.reasons import describe
+    from chromata.judgement.reasons import describe
     from chromata.review.store import ReviewQueue
 
     queue = ReviewQueue(review_url(db, out))
@@ -110,9 +110,9 @@ def review_export(
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
 ) -> None:
     """Write the curators' decisions, joined to the manifest, as Parquet beside the manifest."""
+    from chromata.archive import open_storage
     from chromata.review.export import export_decisions
     from chromata.review.store import ReviewQueue
-    from chromata.storage import open_storage
 
     queue = ReviewQueue(review_url(db, out))
     try:

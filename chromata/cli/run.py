@@ -106,13 +106,13 @@ def run(
         inventory=inventory,
     )
     quiet_engines(verbose)
-    from chromata.planning import preflight
+    from chromata.pipeline.planning import preflight
 
     preflight(cfg)  # fail fast, before starting engines: bad bucket, unreadable source, unwritable dest
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from chromata import progress
     from chromata.flows.colorize_collection import run as run_with_engines
+    from chromata.monitoring import progress
 
     with Progress(
         TextColumn("[bold]colorizing"),
@@ -192,11 +192,11 @@ def plan(
     review_budget: Annotated[float | None, typer.Option(help=f"the run's review budget [default: {BUDGET}]")] = None,
 ) -> None:
     """What a run would do: objects, bytes, shards, expected hours and review items — no image is processed."""
+    from chromata.archive import open_storage
     from chromata.config import build_config
+    from chromata.pipeline.planning import Planner
     from chromata.pipeline.shards import review_items
-    from chromata.planning import Planner
-    from chromata.runs import estimate, run_history
-    from chromata.storage import open_storage
+    from chromata.record.runs import estimate, run_history
 
     cfg = build_config(
         source=source,

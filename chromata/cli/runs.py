@@ -18,8 +18,8 @@ def runs_list(
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
 ) -> None:
     """Every run that committed rows to DESTINATION, oldest first."""
-    from chromata.runs import run_history
-    from chromata.storage import open_storage
+    from chromata.archive import open_storage
+    from chromata.record.runs import run_history
 
     t = Table(title=f"runs into {destination}")
     for col in ("run id", "started (UTC)", "wall", "ok", "failed", "skipped", "review", "images/s"):
@@ -45,10 +45,10 @@ def runs_show(
     endpoint_url: Annotated[str | None, typer.Option(envvar="AWS_ENDPOINT_URL")] = None,
 ) -> None:
     """One run: counts, throughput, failures and where its report is."""
+    from chromata.archive import open_storage
     from chromata.errors import ConfigError
-    from chromata.report import report_key
-    from chromata.runs import failure_counts, find_run
-    from chromata.storage import open_storage
+    from chromata.monitoring.report import report_key
+    from chromata.record.runs import failure_counts, find_run
 
     storage = open_storage(destination, endpoint_url)
     r = find_run(storage, run_id)

@@ -4,6 +4,10 @@ Each model family is one :class:`ModelFamily` entry in :data:`FAMILIES`: the spe
 weights are found and loaded, and what its confidence score means. Spec validation (``RunConfig``), the
 loader, the CLI's ``--model`` help and ``chromata models`` all read this registry; adding a family is
 adding an entry.
+
+May import: :mod:`chromata.errors`, :mod:`chromata.colormath`, :mod:`chromata.archive` (weights from a
+bucket) and :mod:`chromata.judgement` (a model carries its calibration and the harm estimator's restraint) —
+never the engine, the record or the studies.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chromata.calibration_map import Calibration
 from chromata.errors import ConfigError
+from chromata.judgement.calibration_map import Calibration
 from chromata.models.base import ChromaPrediction, Colorizer
 
 __all__ = [
@@ -46,7 +50,7 @@ class LoadOptions:
 
 
 # A scan's L* is reduced to 1024 px on its long side before it is resampled to the working size
-# (chromata.color.REDUCED_SIDE): a larger working size would only upsample, at a cost that grows steeply
+# (chromata.colormath.color.REDUCED_SIDE): a larger working size would only upsample, at a cost that grows steeply
 # (DeOldify's self-attention with (size/8)^4)
 MAX_MODEL_SIZE = 1024
 
@@ -148,7 +152,9 @@ def _load_onnx(path: Path, o: LoadOptions) -> Colorizer:
     return OnnxColorizer(path, device=o.device)
 
 
-_PROXY = "no uncertainty of its own: a raw score from the model-agnostic proxy (chromata.harm) on grey and colours"
+_PROXY = (
+    "no uncertainty of its own: a raw score from the model-agnostic proxy (chromata.judgement.harm) on grey and colours"
+)
 _BESIDE = "calibrated when a .calibration.json fitted for these weights lies beside them (chromata calibrate)"
 FAMILIES: dict[str, ModelFamily] = {
     f.kind: f
@@ -307,7 +313,7 @@ def check_model(spec: str, input_size: int | None = None) -> None:
 
 def weights_sha256(spec: str = "builtin") -> str:
     """SHA-256 of the weights a model spec names, without loading the model."""
-    from chromata.storage import sha256_file
+    from chromata.archive.storage import sha256_file
 
     return sha256_file(model_path(spec))
 

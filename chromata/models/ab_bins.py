@@ -93,14 +93,14 @@ def decode_distribution(
     (2.3x faster on a CPU; the same values to float rounding). Overwrites nothing the caller keeps:
     works on its own shifted copy of ``logits``. ``centers``: the (Q, 2) ab of the bins (default: this
     package's 529). Returns ((N, 2, H, W) ab, (N, H, W) uncertainty). On a CPU the work is done by
-    ``chromata.kernels.decode_distribution`` when numba is there and the model runs on at most
+    ``chromata.colormath.kernels.decode_distribution`` when numba is there and the model runs on at most
     ``FUSED_MAX_THREADS`` threads (the same to 0.001 in ab)."""
     n, q, h, w = logits.shape
-    from chromata import kernels
+    from chromata.colormath import kernels
 
     fusable = logits.device.type == "cpu" and logits.dtype == torch.float32 and not logits.requires_grad
     if fusable and torch.get_num_threads() <= FUSED_MAX_THREADS and kernels.available():
-        # on a CPU, one fused pass (chromata.kernels): ~2x these eight whole-tensor passes on one thread; the
+        # on a CPU, one fused pass (chromata.colormath.kernels): ~2x these eight whole-tensor passes on one thread; the
         # kernel runs on one thread, so a model given many threads keeps torch's parallel passes
         ab_np, unc_np = kernels.decode_distribution(
             logits.detach().numpy(), (bin_centers() if centers is None else centers).float().numpy(), temperature

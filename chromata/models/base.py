@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from chromata.calibration_map import Calibration
+from chromata.judgement.calibration_map import Calibration
 
 F32 = NDArray[np.float32]
 
@@ -50,7 +50,7 @@ class Colorizer(Protocol):
 def model_input(model: Colorizer, lightness: F32) -> F32:
     """A scan's L* (or its reduction) at the model's working size, resampled as the model's family feeds its
     network (``model.resample``: chromata's area reduction unless the family's official inference differs)."""
-    from chromata import color
+    from chromata.colormath import color
 
     return color.working_lightness(lightness, model.input_size, getattr(model, "resample", "area"))
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from chromata.calibration import Calibration
+from chromata.archive.storage import sha256_file
+from chromata.judgement.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction, InferenceGraph, load_untrusted, pick_device
 from chromata.models.postprocess import restrained, restraint_facts
-from chromata.storage import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class BuiltinColorizer:
         self.chroma_gamma = float(chroma_gamma if chroma_gamma is not None else self.config.get("chroma_gamma", 0.0))
         self.forward = InferenceGraph(self.net, self.input_size, self.device, enabled=self.precision == "fp32")
         # Then, region by region, chroma is kept where the harm estimator expects the colour to help and damped
-        # where it expects harm (chromata.harm; False: the network's decoding alone).
+        # where it expects harm (chromata.judgement.harm; False: the network's decoding alone).
         self.restrain = True
 
     @classmethod

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chromata.calibration import Calibration
+from chromata.judgement.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction, load_untrusted, pick_device
 from chromata.models.postprocess import estimated_uncertainty, grey_rgb, restrained, restraint_facts
 
@@ -620,7 +620,7 @@ class DDColorColorizer:
     def load(
         cls, path: str | Path, device: str = "auto", input_size: int | None = None, precision: str = "auto"
     ) -> DDColorColorizer:
-        from chromata.storage import sha256_file
+        from chromata.archive.storage import sha256_file
 
         path = Path(path)
         state = read_checkpoint(path)
@@ -659,5 +659,5 @@ class DDColorColorizer:
             "device": self.device,
             "restraint": restraint_facts(self),
             "uncertainty": "not provided by the model: estimated from the grey input and the colours "
-            "(chromata.harm proxy)",
+            "(chromata.judgement.harm proxy)",
         }

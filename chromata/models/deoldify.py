@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 from torch import nn
 
-from chromata.calibration_map import Calibration
+from chromata.judgement.calibration_map import Calibration
 from chromata.models.base import F32, ChromaPrediction, load_untrusted, pick_device
 from chromata.models.postprocess import (
     estimated_uncertainty,
@@ -653,7 +653,7 @@ class DeOldifyColorizer:
     """A published DeOldify generator as a chromata ``Colorizer``: L* -> grey RGB -> generator -> CIE a*/b*.
 
     By default the output is DeOldify's own colours (``restrain = False``); the uncertainty is estimated by
-    the chromata.harm proxy, since the generator has none."""
+    the chromata.judgement.harm proxy, since the generator has none."""
 
     family = "deoldify"
 
@@ -692,7 +692,7 @@ class DeOldifyColorizer:
     ) -> DeOldifyColorizer:
         """A published generator file (fastai's layout or a raw state dict); FileNotFoundError when it is
         missing, ValueError (one line) for anything else wrong with it."""
-        from chromata.storage import sha256_file
+        from chromata.archive.storage import sha256_file
 
         path, device = Path(path), pick_device(device)
         _checked_options(input_size, precision, device)  # before reading hundreds of megabytes
@@ -741,6 +741,6 @@ class DeOldifyColorizer:
             "precision": self.precision,
             "device": self.device,
             "restraint": restraint_facts(self),
-            "uncertainty": "estimated by the chromata.harm proxy from the grey input and the colours "
+            "uncertainty": "estimated by the chromata.judgement.harm proxy from the grey input and the colours "
             "(DeOldify has no uncertainty output)",
         }

@@ -17,7 +17,7 @@ and output, or described by a JSON card beside the file (``MODEL.onnx.json``, ke
   with the full-resolution L*.
 
 Without an ``uncertainty`` output the uncertainty is estimated from the grey input and the colours by the
-harm estimator's proxy for the built-in model's entropy (``chromata.harm``), so images still get different
+harm estimator's proxy for the built-in model's entropy (``chromata.judgement.harm``), so images still get different
 confidences.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chromata.calibration import Calibration
+from chromata.judgement.calibration import Calibration
 from chromata.models.base import F32, ChromaPrediction
 from chromata.models.postprocess import (
     estimated_uncertainty,
@@ -173,7 +173,7 @@ class OnnxColorizer:
     def __init__(self, path: Path, device: str = "auto") -> None:
         import onnxruntime as ort
 
-        from chromata.storage import sha256_file
+        from chromata.archive.storage import sha256_file
 
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
@@ -243,7 +243,8 @@ class OnnxColorizer:
             "convention": {k: v for k, v in asdict(self.convention).items() if v is not None},
             "uncertainty": "model output"
             if self.unc_name
-            else "not provided by the model: estimated from the grey input and the colours (chromata.harm proxy)",
+            else "not provided by the model: estimated from the grey input and the colours "
+            "(chromata.judgement.harm proxy)",
             "restraint": restraint_facts(self),
             "device": self.device,
         }

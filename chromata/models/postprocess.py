@@ -16,7 +16,7 @@ UNKNOWN_UNCERTAINTY = 0.5
 
 
 def _estimator(model: Any) -> Any:
-    from chromata import harm
+    from chromata.judgement import harm
 
     return harm.shipped() if getattr(model, "restrain", False) else None
 
@@ -40,7 +40,7 @@ def estimated_uncertainty(lightness: F32, ab: F32) -> F32:
     """Per-pixel uncertainty (N, h, w) for a model without an uncertainty output: the harm estimator's proxy for
     the built-in model's normalised entropy, from the grey input and the colours (``UNKNOWN_UNCERTAINTY``
     where the package ships no estimator)."""
-    from chromata import harm
+    from chromata.judgement import harm
 
     est = harm.shipped()
     if est is None or "uncertainty_proxy" not in est.params:
@@ -52,7 +52,7 @@ def grey_rgb(lightness: F32) -> F32:
     """(N, S, S) L* in [0, 100] -> (N, S, S, 3) float32 RGB in [0, 1]: each L* with a* = b* = 0 converted to
     sRGB as OpenCV's float Lab -> RGB does (D65, sRGB companding) — the grey image a DDColor- or DeOldify-style
     network reads."""
-    from chromata import color
+    from chromata.colormath import color
 
     x = np.asarray(lightness, np.float32)
     zeros = np.zeros_like(x[0])
@@ -62,7 +62,7 @@ def grey_rgb(lightness: F32) -> F32:
 def rgb_to_ab(rgb: F32) -> F32:
     """(N, S, S, 3) float RGB in [0, 1] -> (N, S, S, 2) CIELab a*/b* (D65): the chroma of a model that
     predicts a colour image (DeOldify), for chromata's merge with the full-resolution L*."""
-    from chromata import color
+    from chromata.colormath import color
 
     x = np.clip(np.asarray(rgb, np.float32), 0.0, 1.0)
     return np.stack([color.bgr_to_lab(np.ascontiguousarray(im[..., ::-1]))[..., 1:] for im in x]).astype(np.float32)

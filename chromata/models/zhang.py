@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from chromata.calibration import Calibration
+from chromata.judgement.calibration import Calibration
 from chromata.models.ab_bins import decode_distribution, normalised_entropy
 from chromata.models.base import F32, ChromaPrediction, InferenceGraph, load_untrusted, pick_device
 from chromata.models.postprocess import restrained, restraint_facts
@@ -146,12 +146,12 @@ class ZhangColorizer:
         self.input_size = input_size
         self.temperature = temperature
         self.calibration: Calibration | None = None
-        self.restrain = True  # the harm estimator's restraint after decoding (chromata.harm), as for every model
+        self.restrain = True  # the harm estimator's restraint after decoding (judgement.harm), as for every model
         self.forward = InferenceGraph(self.net, input_size, device)
 
     @classmethod
     def load(cls, kind: str, path: Path, device: str = "cpu", temperature: float | None = None) -> ZhangColorizer:
-        from chromata.storage import sha256_file
+        from chromata.archive.storage import sha256_file
 
         if kind not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {kind!r}: use {', '.join(ARCHITECTURES)}")

@@ -8,12 +8,18 @@
                                                           write, heatmap
 
 ``scheduler.ShardProcessor`` owns the threads and batches and is what an execution engine (a Ray actor, a
-process pool, a notebook) wraps. Where to add things: an output format → ``chromata.formats``; a media kind →
+process pool, a notebook) wraps. Where to add things: an output format → ``chromata.media.formats``; a media kind →
 a handler module here and a branch in ``routing.intake`` and ``ShardProcessor.finish_heavy``; an input check
-→ ``chromata.inputchecks`` (every kind runs it through ``InputChecks``).
+→ ``chromata.judgement.inputchecks`` (every kind runs it through ``InputChecks``). Planning a run (listing,
+skipping what earlier runs did, cutting shards) is :mod:`~chromata.pipeline.planning`; scans too large for
+memory and films are :mod:`~chromata.pipeline.tiled` and :mod:`~chromata.pipeline.video`; the workers' memory
+allocator settings, :mod:`~chromata.pipeline.allocator`.
+
+May import: the run config and everything it runs on — models, judgement, the record, media, the archive,
+colour maths; never the studies, training, the CLI or the review app.
 """
 
-from chromata.color import lightness_of
+from chromata.colormath.color import lightness_of
 from chromata.pipeline.output import heatmap_key, output_key
 from chromata.pipeline.routing import IN_MEMORY_BYTES_PER_PIXEL, in_memory_pixels
 from chromata.pipeline.scheduler import ShardProcessor, gpu_utilisation, thread_split

@@ -1,4 +1,4 @@
-"""Scans too large for memory: analysed and colorized in bands (``chromata.tiled``) from a local file (the
+"""Scans too large for memory: analysed and colorized in bands (``chromata.pipeline.tiled``) from a local file (the
 source's own file when it is local, else a streamed download into scratch space), written as a banded TIFF
 in scratch space that the output path streams to the destination."""
 
@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chromata import inputchecks, tiled
+from chromata.archive.storage import Storage
 from chromata.config import RunConfig
-from chromata.imageio import check_pixel_limit, probe
+from chromata.judgement import inputchecks
+from chromata.media.imageio import check_pixel_limit, probe
 from chromata.models import Colorizer
 from chromata.models.base import model_input
+from chromata.pipeline import tiled
 from chromata.pipeline.output import format_for, local_copy
 from chromata.pipeline.shards import ShardStats
 from chromata.pipeline.work import Colorized, Encoded, Item, Skip
-from chromata.storage import Storage
 
 
 class BandedHandler:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chromata.archive.storage import Storage
 from chromata.config import RunConfig
 from chromata.errors import ImageError
 from chromata.models import Colorizer
 from chromata.pipeline.output import format_for, local_copy
 from chromata.pipeline.routing import in_memory_pixels
 from chromata.pipeline.shards import ShardStats
+from chromata.pipeline.video import colorize_stream, film_info, sample_checks
 from chromata.pipeline.work import Colorized, Encoded, Item, Skip
-from chromata.storage import Storage
-from chromata.video import colorize_stream, film_info, sample_checks
 
 
 def film_chunk(cfg: RunConfig, width: int, height: int) -> int:

@@ -13,16 +13,17 @@ import time
 from pathlib import Path
 
 import chromata
-from chromata import confidence, labels, routing_fit
+from chromata.archive.storage import KeyRefused, Storage, safe_key, sha256_file
 from chromata.config import RunConfig
 from chromata.errors import ImageError, StorageError
-from chromata.formats import BY_NAME, SAME_FORMAT_FALLBACK, Format, extension_of, output_format_for
-from chromata.manifest import HEATMAP_PREFIX, ImageRecord, image_id_for
+from chromata.judgement import confidence, routing_fit
+from chromata.media import c2pa_label, labels
+from chromata.media.formats import BY_NAME, SAME_FORMAT_FALLBACK, Format, extension_of, output_format_for
 from chromata.models import Colorizer, model_facts
 from chromata.pipeline.records import RecordBuilder
 from chromata.pipeline.shards import ShardStats
 from chromata.pipeline.work import Colorized, Item
-from chromata.storage import KeyRefused, Storage, safe_key, sha256_file
+from chromata.record.manifest import HEATMAP_PREFIX, ImageRecord, image_id_for
 
 
 def output_key(source_key: str, output_format: str = "same") -> str:
@@ -75,7 +76,7 @@ class OutputPath:
     def __init__(self, cfg: RunConfig, model: Colorizer, source: Storage, dest: Storage) -> None:
         self.cfg, self.model, self.source, self.dest = cfg, model, source, dest
         cert, key = cfg.c2pa_cert, cfg.c2pa_key
-        self.signer = labels.C2paSigner.from_files(cert, key) if cert and key else None
+        self.signer = c2pa_label.C2paSigner.from_files(cert, key) if cert and key else None
         self.routing = routing_fit.for_run(cfg.routing_fit, dest)  # None: the fixed penalties
         self.facts = model_facts(model)  # family, variant, licence: in every output's label
 
@@ -84,7 +85,7 @@ class OutputPath:
         assert item.sha256 is not None  # every kind has hashed its source by now
         worst = max(out.uncertainty, key=lambda u: float(u.mean()))  # the least confident page / the film's mean
         report = confidence.score(worst, out.reasons, self.model.calibration)
-        if self.routing is not None:  # the curators' decisions re-rank the queue (chromata.routing_fit)
+        if self.routing is not None:  # the curators' decisions re-rank the queue (chromata.judgement.routing_fit)
             report = routing_fit.rescore(self.routing, report, self.cfg.collection_name)
         prov = self.provenance(item, report.score, rows.run_id)
         key = output_key(item.obj.key, self.cfg.output_format)

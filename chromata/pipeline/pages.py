@@ -6,9 +6,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from chromata import color, inputchecks, labels
+from chromata.colormath import color
 from chromata.config import RunConfig
 from chromata.errors import ImageError
+from chromata.judgement import inputchecks
+from chromata.media import labels, visible_label
 from chromata.models import Colorizer
 from chromata.models.base import model_input
 from chromata.pipeline.output import format_for
@@ -46,7 +48,7 @@ class PagesHandler:
         abs_ = [ab for pred in preds for ab in pred.ab]
         uncertainty = [u for pred in preds for u in pred.uncertainty]
         outs = [
-            labels.visible_label(self.merge(li, ab, page.dtype), self.cfg.label)
+            visible_label.visible_label(self.merge(li, ab, page.dtype), self.cfg.label)
             for li, ab, page in zip(lights, abs_, pages, strict=True)
         ]
         carried = labels.source_metadata_tiff(item.data)

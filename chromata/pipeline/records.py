@@ -10,16 +10,16 @@ from dataclasses import dataclass
 import cv2
 
 import chromata
-from chromata.confidence import ConfidenceReport
+from chromata.archive.storage import KeyRefused, Storage
 from chromata.config import RunConfig
 from chromata.errors import Failure, ImageError, StorageError
-from chromata.manifest import ImageRecord, image_id_for
+from chromata.judgement.confidence import ConfidenceReport
 from chromata.models import Colorizer
 from chromata.pipeline.work import Colorized, Item, Skip
-from chromata.storage import KeyRefused, Storage
+from chromata.record.manifest import ImageRecord, image_id_for
 
 log = logging.getLogger(__name__)
-BELOW_THRESHOLD = "below_threshold"  # chromata.reasons has its text
+BELOW_THRESHOLD = "below_threshold"  # chromata.judgement.reasons has its text
 
 
 def failure_of(exc: BaseException, read: bool) -> Failure:

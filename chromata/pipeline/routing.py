@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 
+from chromata.archive.storage import KeyRefused, Storage, safe_key
 from chromata.config import RunConfig
 from chromata.errors import ImageError
-from chromata.formats import extension_of, is_video_key
-from chromata.imageio import TIFF_EXTENSIONS, check_pixel_limit, probe
+from chromata.media.formats import extension_of, is_video_key
+from chromata.media.imageio import TIFF_EXTENSIONS, check_pixel_limit, probe
 from chromata.pipeline.shards import ShardStats
 from chromata.pipeline.work import Item
-from chromata.storage import KeyRefused, Storage, safe_key
 
 # What the in-memory path needs per pixel at its peak (decoded samples, float L*, upsampled chroma, Lab and
 # sRGB intermediates, the quantised output and its encoding): measured 50 B (8-bit) to 62 B (16-bit).

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from chromata import confidence, kernels
+from chromata.archive import open_storage
+from chromata.archive.storage import ReadOnlyStorage, Storage
+from chromata.colormath import kernels
 from chromata.config import RunConfig
 from chromata.errors import Failure
-from chromata.manifest import ImageRecord, params_json
+from chromata.judgement import confidence
 from chromata.models import Colorizer, load_colorizer
 from chromata.models.base import InferenceGraph, warm_up
 from chromata.pipeline.banded import BandedHandler
@@ -37,7 +39,7 @@ from chromata.pipeline.routing import intake
 from chromata.pipeline.shards import Shard, ShardResult, ShardStats, route_for_review
 from chromata.pipeline.still import PreparedStill, StillHandler
 from chromata.pipeline.work import Item, Skip
-from chromata.storage import ReadOnlyStorage, Storage, open_storage
+from chromata.record.manifest import ImageRecord, params_json
 
 HEAVY_IN_FLIGHT = 2  # pages / banded scans / films being processed or waiting, per worker
 OnImage = Callable[[ImageRecord], None]
@@ -109,7 +111,7 @@ class ShardProcessor:
             if isinstance(getattr(model, "forward", None), InferenceGraph) and model.device == "cpu":
                 for _ in range(_profiled_runs() + 1):
                     model.predict_ab(np.full((cfg.batch_size, model.input_size, model.input_size), 50.0, np.float32))
-            kernels.prepare()  # and compiles the merge kernel (chromata.kernels) before its first image
+            kernels.prepare()  # and compiles the merge kernel (chromata.colormath.kernels) before its first image
         self.model = model
         self.source: Storage = ReadOnlyStorage(open_storage(cfg.source, cfg.endpoint_url))
         self.dest: Storage = open_storage(cfg.destination, cfg.endpoint_url)

@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 
+from chromata.archive.storage import ObjectInfo
 from chromata.config import RunConfig
-from chromata.manifest import ImageRecord, Status
-from chromata.storage import ObjectInfo
+from chromata.record.manifest import ImageRecord, Status
 
 
 @dataclass(frozen=True)
@@ -125,4 +125,4 @@ def review_items(cfg: RunConfig, colorized: int) -> int:
     return math.ceil(cfg.review_budget * colorized) if cfg.review_budget is not None else 0
 
 
-LEAST_CONFIDENT = "least_confident"  # chromata.reasons has its text
+LEAST_CONFIDENT = "least_confident"  # chromata.judgement.reasons has its text

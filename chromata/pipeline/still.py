@@ -10,10 +10,12 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from chromata import color, inputchecks, labels
+from chromata.colormath import color
 from chromata.config import RunConfig
-from chromata.formats import Format
-from chromata.imageio import DecodedImage, EncodeOptions, decode, encode
+from chromata.judgement import inputchecks
+from chromata.media import labels, visible_label
+from chromata.media.formats import Format
+from chromata.media.imageio import DecodedImage, EncodeOptions, decode, encode
 from chromata.models import Colorizer
 from chromata.models.base import model_input
 from chromata.pipeline.output import format_for
@@ -35,13 +37,13 @@ Merge = Callable[[F32, F32, Any], NDArray[Any]]
 
 def merge_on(device: str) -> Merge:
     """The full-resolution merge (L* + the model's chroma -> output pixels) where the model runs: on a GPU in
-    torch (``chromata.torchcolor.merge_chroma_to``), leaving the node's cores to decoding and encoding; on a
-    CPU by ``chromata.color`` (numba's fused pass). The two agree within one level."""
+    torch (``chromata.colormath.torchcolor.merge_chroma_to``), leaving the node's cores to decoding and encoding; on a
+    CPU by ``chromata.colormath.color`` (numba's fused pass). The two agree within one level."""
     if device.startswith("cuda"):
         import torch
 
         if torch.cuda.is_available():  # an ONNX model can be on a GPU (ONNX Runtime's) while torch has none
-            from chromata import torchcolor
+            from chromata.colormath import torchcolor
 
             return functools.partial(torchcolor.merge_chroma_to, device=device)
     return color.merge_chroma_to
@@ -69,7 +71,7 @@ class StillHandler:
 
     def render(self, p: PreparedStill, ab: F32, uncertainty: F32) -> Colorized:
         fmt = p.fmt
-        pixels = labels.visible_label(self.merge(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
+        pixels = visible_label.visible_label(self.merge(p.lightness, ab, p.image.pixels.dtype), self.cfg.label)
         h, w = pixels.shape[:2]
         source = p.item.data or b""
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from chromata.formats import Format, MediaKind
-from chromata.imageio import Probe
-from chromata.storage import ObjectInfo
+from chromata.archive.storage import ObjectInfo
+from chromata.media.formats import Format, MediaKind
+from chromata.media.imageio import Probe
 
 F32 = NDArray[np.float32]
 

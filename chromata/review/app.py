@@ -16,6 +16,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from chromata.archive import open_storage
 from chromata.review import security
 from chromata.review.deps import HERE, ReviewContext, templates
 from chromata.review.images import KINDS, ItemFiles
@@ -23,7 +24,6 @@ from chromata.review.routes import admin, api, auth, images, pages
 from chromata.review.security import RateLimiter, Sessions
 from chromata.review.settings import AppSettings
 from chromata.review.store import ReviewQueue
-from chromata.storage import open_storage
 
 __all__ = ["KINDS", "AppSettings", "create_app"]
 

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from chromata.reasons import Reason, describe, reason
+from chromata.judgement.reasons import Reason, describe, reason
 from chromata.review.images import ItemFiles
 from chromata.review.schema import Filters
 from chromata.review.security import SESSION_COOKIE, Forbidden, LoginRequired, RateLimiter, Sessions, User

@@ -1,7 +1,7 @@
 """Curator decisions flowing back into the data: a decisions Parquet beside the manifest.
 
 ``export_decisions`` joins the append-only decision log to the manifest by image id and output hash and
-writes it create-once through :mod:`chromata.decisions` (``_chromata/decisions/decisions-<timestamp>.parquet``
+writes it create-once through :mod:`chromata.record.decisions` (``_chromata/decisions/decisions-<timestamp>.parquet``
 in the destination), which is also where ``latest_decisions`` reads every export back from.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chromata.decisions import DECISIONS_PREFIX, latest_decisions, write_decisions
-from chromata.manifest_index import ManifestIndex
+from chromata.archive.storage import Storage
+from chromata.record.decisions import DECISIONS_PREFIX, latest_decisions, write_decisions
+from chromata.record.manifest_index import ManifestIndex
 from chromata.review.store import ReviewQueue
-from chromata.storage import Storage
 
 __all__ = ["DECISIONS_PREFIX", "MANIFEST_COLUMNS", "export_decisions", "latest_decisions"]
 MANIFEST_COLUMNS = ("image_id", "output_sha256", "source_key", "source_sha256", "model_name", "model_sha256", "run_id")

@@ -18,11 +18,11 @@ from typing import Any, Generic, TypeVar
 import cv2
 import numpy as np
 
-from chromata import color
+from chromata.archive.storage import Storage, key_for_uri, safe_key
+from chromata.colormath import color
 from chromata.errors import StorageError
-from chromata.manifest_index import ManifestIndex
+from chromata.record.manifest_index import ManifestIndex
 from chromata.review.schema import QueueEntry
-from chromata.storage import Storage, key_for_uri, safe_key
 
 log = logging.getLogger(__name__)
 KINDS = ("colour", "grey", "heatmap")

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from chromata.manifest import ImageRecord
+from chromata.record.manifest import ImageRecord
 from chromata.review.database import upsert_for
 from chromata.review.schema import RERUN_STATUSES, Filters, QueueEntry, ReviewItem, ReviewItemReason, entry, where
 

@@ -18,7 +18,7 @@ ROLES = ("curator", "admin")
 DECISIONS = {"approve": "approved", "reject": "rejected", "recolour": "needs_recolour"}
 # How a decision was made (``ReviewDecision.mode``): the item reviewed on its own (its page, or alone through
 # the API), or one of many cards decided at once from the queue grid. Bulk approvals weigh less when the
-# decisions refit the routing (chromata.routing_fit).
+# decisions refit the routing (chromata.judgement.routing_fit).
 MODES = ("item", "bulk")
 RERUN_STATUSES = ("rejected", "needs_recolour")
 

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import OperationalError
 
-from chromata.metrics import METRICS
+from chromata.monitoring.metrics import METRICS
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "chromata_session"

@@ -4,7 +4,7 @@ Recipe (documented in the model card written next to the weights):
 * data: colour photos from a folder or an S3 prefix, split deterministically into train / validation
   by a hash of the file name (stable as the collection grows);
 * random-scale crops, horizontal flips; archive augmentations of the *input* L* (grain, blur, dust,
-  tone curves, toned prints: :mod:`chromata.augment`); ab quantised on the Zhang et al. (2016) grid;
+  tone curves, toned prints: :mod:`chromata.training.augment`); ab quantised on the Zhang et al. (2016) grid;
 * loss: soft-encoded cross-entropy with class rebalancing (λ = 0.5);
 * optional adversarial stage (``adversarial=True``): a PatchGAN discriminator judges (L, ab) pairs at the
   model's resolution and the generator adds its least-squares GAN loss to the cross-entropy;
@@ -17,6 +17,9 @@ The package is split by concern: :mod:`~chromata.training.data` (photos, split, 
 :mod:`~chromata.training.step` (losses, schedule, the two stages), :mod:`~chromata.training.evaluate`
 (choosing the decoding), :mod:`~chromata.training.checkpoint` (initialisation, weights and model card)
 and :mod:`~chromata.training.run` (the run: :func:`fit`, :func:`train`).
+
+May import: models, colour maths, the archive (photos from a bucket) and :mod:`chromata.studies.evaluation`
+(validation scores photos as ``chromata eval`` does); a nightly run never imports training.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from chromata.archive.storage import sha256_file
 from chromata.models.builtin import WEIGHTS_FORMAT
-from chromata.storage import sha256_file
 from chromata.training.config import INITS, TrainConfig
 from chromata.training.data import TrainingData
 from chromata.training.evaluate import select_decoding

@@ -1,10 +1,12 @@
-"""The one configuration object of a training run."""
+"""The one configuration object of a training run, and building it from options checked up front."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from chromata.errors import ConfigError
 
 INITS = ("imagenet", "scratch", "builtin")
 
@@ -38,3 +40,21 @@ class TrainConfig:
     max_minutes: float | None = None
     name: str = "chromata-builtin-v2"
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_train_config(workers: int = 1, **values: Any) -> TrainConfig:
+    """A ``TrainConfig`` for ``workers`` data-parallel workers, checked before any data is read or any network
+    built: every problem is one readable line."""
+    data, crop, init = str(values["data"]), int(values.get("crop", 160)), str(values.get("init", "imagenet"))
+    if not data.startswith("s3://") and not Path(data).is_dir():
+        raise ConfigError(f"training data folder not found: {data}")
+    if crop % 32:
+        raise ConfigError("--crop must be a multiple of 32")
+    if init not in INITS and not Path(init).is_file():
+        raise ConfigError(f"--init must be one of {', '.join(INITS)} or an existing weights file: {init}")
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"invalid training configuration: {exc}") from exc

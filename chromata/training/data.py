@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from chromata.evaluation import load_images
+from chromata.studies.evaluation import load_images
 from chromata.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def load_photos(source: str | Path, endpoint_url: str | None = None) -> list[Pho
         if not folder.is_dir():
             raise FileNotFoundError(f"training data folder not found: {folder}")
         return load_images(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
-    from chromata.storage import open_storage
+    from chromata.archive import open_storage
 
     store = open_storage(src, endpoint_url=endpoint_url)
     out: list[Photo] = []
@@ -80,7 +80,7 @@ def empirical_prior(images: list[np.ndarray]) -> np.ndarray:
     """Distribution of ab bins over all training pixels (images downscaled to 64 px long side)."""
     import torch
 
-    from chromata import color
+    from chromata.colormath import color
     from chromata.models.ab_bins import NUM_BINS, soft_encode
 
     counts = torch.zeros(NUM_BINS, dtype=torch.float64)

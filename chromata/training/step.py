@@ -135,8 +135,8 @@ class Trainer:
         import torch
         import torch.nn.functional as F
 
-        from chromata.augment import augment_lightness
-        from chromata.torchcolor import bgr_u8_to_lab
+        from chromata.colormath.torchcolor import bgr_u8_to_lab
+        from chromata.training.augment import augment_lightness
 
         crops = torch.from_numpy(self.feed.get()).to(self.device, non_blocking=True)
         lab = bgr_u8_to_lab(crops)

@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from chromata.metrics import METRICS
+from chromata.monitoring.metrics import METRICS
 from chromata.review.bulk import BULK_MAX, decide_each
 from chromata.review.deps import AdminUser, Context, CurrentUser, QueryFilters
 from chromata.review.schema import ClaimError

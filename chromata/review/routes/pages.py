@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from chromata.metrics import METRICS
+from chromata.monitoring.metrics import METRICS
 from chromata.review.bulk import BULK_DECISIONS, decide_each, summary
 from chromata.review.deps import Context, CurrentUser, QueryFilters
 from chromata.review.schema import DECISIONS, ClaimError
