@@ -27,7 +27,6 @@ import sqlite3
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality_unchanged import METRICS, evaluate, tree_env  # noqa: E402
+from quality_unchanged import METRICS, evaluate, tree_at, tree_env  # noqa: E402
 
 ISO_TIME = re.compile(rb"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -143,21 +142,14 @@ def compare_eval(old: Any, new: Any) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        before = work / "before-tree"
-        git = ["git", "-C", str(ROOT), "worktree"]
-        subprocess.run([*git, "add", "-q", "--detach", str(before), args.before], check=True)
-        try:
-            for adapter in ("flows", "actors"):  # chromata.flows / chromata.actors of that tree, not this one
-                (before / "chromata" / adapter).symlink_to(before / adapter, target_is_directory=True)
-            run_sample(before, work / "out", work / "run-before")
-            run_sample(ROOT, work / "out", work / "run-after")
-            runs = compare_runs(work / "run-before", work / "run-after")
-            old = evaluate(before, args.data.resolve(), work / "eval-before", args.limit)
-            new = evaluate(ROOT, args.data.resolve(), work / "eval-after", args.limit)
-        finally:
-            subprocess.run([*git, "remove", "--force", str(before)], check=True)
+    with tree_at(args.before) as (before, work):
+        for adapter in ("flows", "actors"):  # chromata.flows / chromata.actors of that tree, not this one
+            (before / "chromata" / adapter).symlink_to(before / adapter, target_is_directory=True)
+        run_sample(before, work / "out", work / "run-before")
+        run_sample(ROOT, work / "out", work / "run-after")
+        runs = compare_runs(work / "run-before", work / "run-after")
+        old = evaluate(before, args.data.resolve(), work / "eval-before", args.limit)
+        new = evaluate(ROOT, args.data.resolve(), work / "eval-after", args.limit)
     return {"run": runs, "eval": compare_eval(old, new)}
 
 

@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,22 +91,29 @@ def evaluate(tree: Path, data: Path, out: Path, limit: int | None) -> Any:
     return rows[rows["method"] == "builtin"].set_index("image").sort_index()
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+@contextmanager
+def tree_at(rev: str) -> Iterator[tuple[Path, Path]]:
+    """(the code of ``rev`` in a git worktree, a scratch folder beside it); both removed afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         before = work / "before"
         git = ["git", "-C", str(ROOT), "worktree"]
-        subprocess.run([*git, "add", "-q", "--detach", str(before), args.before], check=True)
+        subprocess.run([*git, "add", "-q", "--detach", str(before), rev], check=True)
         try:
-            old = evaluate(before, args.data.resolve(), work / "before-report", args.limit)
-            new = evaluate(ROOT, args.data.resolve(), work / "after-report", args.limit)
-            assert list(old.index) == list(new.index), "the two runs evaluated different photos"
-            names = [str(n) for n in new.index]
-            outputs_8bit(before, args.data.resolve(), names, work / "before-8bit")
-            outputs_8bit(ROOT, args.data.resolve(), names, work / "after-8bit")
-            levels = level_differences(work / "before-8bit", work / "after-8bit")
+            yield before, work
         finally:
             subprocess.run([*git, "remove", "--force", str(before)], check=True)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    with tree_at(args.before) as (before, work):
+        old = evaluate(before, args.data.resolve(), work / "before-report", args.limit)
+        new = evaluate(ROOT, args.data.resolve(), work / "after-report", args.limit)
+        assert list(old.index) == list(new.index), "the two runs evaluated different photos"
+        names = [str(n) for n in new.index]
+        outputs_8bit(before, args.data.resolve(), names, work / "before-8bit")
+        outputs_8bit(ROOT, args.data.resolve(), names, work / "after-8bit")
+        levels = level_differences(work / "before-8bit", work / "after-8bit")
     out: dict[str, Any] = {"photos": len(new), "metrics": {}, "levels_8bit": levels}
     for col in METRICS:
         b, a = float(old[col].mean()), float(new[col].mean())
