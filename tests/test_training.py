@@ -51,6 +51,12 @@ def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
     assert weights.is_file()
     saved = json.loads((tmp_path / "model" / "tiny.card.json").read_text())
     assert saved["weights_sha256"] == card["weights_sha256"]
+    text = (tmp_path / "model" / "tiny.card.json").read_text()
+    assert str(tmp_path) not in text and "/tmp" not in text  # the data set by its own name, no machine's paths
+    assert saved["data"]["source"] == "photos/" and saved["training"]["data"] == "photos/"
+    assert sorted(saved["data"]["train_files"] + saved["data"]["validation_files"]) == sorted(
+        p.name for p in folder.iterdir() if p.suffix == ".jpg"
+    )
     assert [p["step"] for p in saved["training"]["loss_curve"]] == [2, 4, 6]
     assert saved["validation"]["images"] == card["data"]["validation_images"]
     table = saved["validation"]["by_decoding"]

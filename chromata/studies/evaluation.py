@@ -97,6 +97,14 @@ def select_photos(data: Path, split: str, purpose: str = "evaluation", option: s
     raise ConfigError(f"{option} must be val or all")
 
 
+def dataset_name(data: str | Path) -> str:
+    """How model and estimator cards name a data set: an S3 prefix by its URI, a local folder by its own name
+    (``photos/``), never by the path it had on the machine that trained (which no reader can open). Files
+    inside it are named relative to it, as its MANIFEST.csv names them."""
+    text = str(data)
+    return text if text.startswith("s3://") else f"{Path(text).resolve().name}/"
+
+
 def load_images(paths: Iterable[Path]) -> list[tuple[str, np.ndarray]]:
     out = []
     for p in paths:

@@ -638,6 +638,8 @@ def _dummy_regions() -> dict[str, Any]:
 
 
 def fit_shipped(data: Path, cache: Path, weights_dir: Path, cv_report: Path, restraint: dict[str, float]) -> Path:
+    from chromata.studies.evaluation import dataset_name
+
     """Fit the shipped estimator on every sample (all synthetic, all validation views) and write it with its card;
     the card quotes the cross-validated figures of ``measure`` (``cv_report``) for the shipped decoding."""
     t0 = time.perf_counter()
@@ -669,7 +671,8 @@ def fit_shipped(data: Path, cache: Path, weights_dir: Path, cv_report: Path, res
         "(outputs: log1p CIEDE2000, CIEDE2000 beyond grey) + logistic image head",
         "features": list(harm.FEATURE_NAMES),
         "fitted_on": {
-            "synthetic": f"{len(synth)} deliberately wrong chromas from the true colours of all photos in {data}",
+            "synthetic": f"{len(synth)} deliberately wrong chromas from the true colours of all photos in "
+            f"{dataset_name(data)}",
             "real": f"{len(real)} outputs of the built-in colorizer (chroma_gamma {list(DECODINGS_FOR_TRAINING)}, "
             f"scaled by {list(SCALES_FOR_TRAINING)}) on its {len(val_images)} validation photos, whole + "
             f"{CROPS} crops each",

