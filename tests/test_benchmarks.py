@@ -195,6 +195,16 @@ def test_outputs_unchanged_sets_aside_run_ids_and_times_and_nothing_else():
     assert _normalised(a, {"20261205T113916Z-994c1fed"}) != _normalised(c, {"20261205T120001Z-0badf00d"})
 
 
+@pytest.mark.slow
+def test_semantic_features_benchmark_runs(tmp_path):
+    out = tmp_path / "semantics.json"
+    proc = _run_benchmark("semantic_features.py", "--rounds", "1", "--images", "3", "--no-write", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["images"] == 3 and result["semantics_ms_per_image"] > 0 and result["colorizer_ms_per_image"] > 0
+    assert 4 < result["parameters_m"] < 6  # EfficientNet-Lite0 with its 1000-class head
+
+
 def test_render_writes_the_machine_date_and_options_the_figures_were_measured_with(tmp_path):
     """``--render`` writes a section again from an earlier run's --json: with that run's machine line, date,
     cores and options, never this machine's or today's; a JSON without that record is refused."""

