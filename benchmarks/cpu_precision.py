@@ -116,7 +116,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from chromata.colormath import color
     from chromata.models import load_colorizer
     from chromata.models.builtin import builtin_card
-    from chromata.studies.evaluation import evaluate, load_images, select_photos
+    from chromata.models.evaluation import evaluate, load_images, select_photos
 
     torch.set_num_threads(args.threads)
     model = load_colorizer("builtin", device="cpu")

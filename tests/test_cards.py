@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from chromata.studies.evaluation import dataset_name
+from chromata.models.evaluation import dataset_name
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "chromata" / "models" / "weights"
 MACHINE_PATH = re.compile(r"(^|[\s('\"=])(/|~/|\.\./|[A-Za-z]:\\)[\w.]")

@@ -50,3 +50,9 @@ def test_every_photo_is_colorized_by_a_model_that_never_saw_it(tmp_path):
                            "the shipped harm estimator (harm-v1)"]  # fmt: skip
     assert len(signals) == 6 and all(0 <= r["worse"] <= 1 for r in summary["rows"])
     assert json.loads((tmp_path / "report" / "crossfit-judgement.json").read_text()) == summary
+    doc = tmp_path / "confidence.md"
+    doc.write_text("before\n<!-- BEGIN crossfit -->\nold table\n<!-- END crossfit -->\nafter\n")
+    crossfit.write_doc_section(doc, "crossfit", crossfit.markdown(summary, "python -m chromata.studies.crossfit"))
+    text = doc.read_text()
+    assert "old table" not in text and text.startswith("before\n") and text.endswith("<!-- END crossfit -->\nafter\n")
+    assert "| AUROC worse half ≥ 0.9 |" in text and "| the shipped harm estimator (harm-v1) |" in text

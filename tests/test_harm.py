@@ -188,7 +188,7 @@ def test_engine_scores_an_onnx_model_without_uncertainty_per_image(collection, t
 def test_onnx_without_uncertainty_ranks_the_held_out_photos_like_the_builtin(onnx_pair):
     """On the model card's 35 validation photos (never used to fit the proxy), whole."""
     from chromata.colormath import color
-    from chromata.studies.evaluation import load_images, select_photos
+    from chromata.models.evaluation import load_images, select_photos
 
     torch_model, onnx_model, _ = onnx_pair
     works = np.stack(

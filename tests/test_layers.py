@@ -147,8 +147,8 @@ ALLOWED: dict[str, set[str]] = {
     "collections_config": {"errors", "config"},
     "pipeline": {"chromata", "errors", "config", "colormath", "archive", "media", "record", "judgement", "models"},
     "monitoring": {"archive", "judgement", "pipeline", "record"},
-    "studies": {"errors", "colormath", "archive", "media", "judgement", "models"},
-    "training": {"errors", "colormath", "archive", "models", "studies"},  # studies: validation's scoring
+    "training": {"errors", "colormath", "archive", "models"},
+    "studies": {"errors", "colormath", "archive", "media", "judgement", "models", "training"},  # training: cross-fit
     "review": {"chromata", "errors", "colormath", "archive", "judgement", "monitoring", "record"},
     "actors": {"chromata", "errors", "config", "models", "monitoring", "pipeline", "training"},
     "flows": {"archive", "collections_config", "config", "judgement", "monitoring", "pipeline", "record", "review",

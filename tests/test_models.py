@@ -111,7 +111,7 @@ def test_builtin_predicts_plausible_colour_shapes():
 def test_builtin_model_adds_real_colour_on_held_out_photos():
     """On photos it never saw, the shipped model must give colour (not sepia, not grey) at an error
     close to the grey baseline: the figures the model card reports, measured again."""
-    from chromata.studies.evaluation import evaluate, load_images
+    from chromata.models.evaluation import evaluate, load_images
 
     names = builtin_card()["data"]["validation_files"][:12]
     summary = evaluate(load_images([PHOTOS / n for n in names]), load_colorizer("builtin", device="cpu"))

@@ -8,7 +8,7 @@ import pytest
 
 from chromata.models import load_colorizer
 from chromata.models.builtin import builtin_card
-from chromata.studies.evaluation import load_images, score_image
+from chromata.models.evaluation import load_images, score_image
 from chromata.studies.quality import GRAY, MEAN_CHROMA, evaluate_models, psnr, ssim
 from tests.conftest import PHOTOS
 from tests.test_cli import chromata

@@ -94,7 +94,7 @@ def evaluate_cmd(
     for each --model side by side (a contact sheet included), so a curator can choose."""
     from chromata.errors import ConfigError
     from chromata.models import load_colorizer
-    from chromata.studies.evaluation import load_images, select_photos
+    from chromata.models.evaluation import load_images, select_photos
     from chromata.studies.quality import evaluate_models
 
     files = select_photos(data, split)

@@ -147,7 +147,7 @@ def calibrate_model(
     """Run the study for the model a spec names on the photos in ``data`` (``files``: val or all) and write
     the calibration (default: beside the model's weights, where loading the model finds it)."""
     from chromata.models import calibration_path, load_colorizer, model_path
-    from chromata.studies.evaluation import load_images, select_photos
+    from chromata.models.evaluation import load_images, select_photos
 
     paths = select_photos(data, files, purpose="calibration", option="--files")
     colorizer = load_colorizer(spec)

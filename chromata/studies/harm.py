@@ -412,7 +412,7 @@ DECODING_GRID = (  # (chroma_gamma, restraint strength, gain)
 
 
 def _photos(data: Path) -> tuple[list[tuple[str, NDArray[np.uint8]]], list[tuple[str, NDArray[np.uint8]]]]:
-    from chromata.studies.evaluation import load_images, select_photos
+    from chromata.models.evaluation import load_images, select_photos
 
     all_images = load_images(select_photos(data, "all"))
     val_names = {p.name for p in select_photos(data, "val")}
@@ -638,7 +638,7 @@ def _dummy_regions() -> dict[str, Any]:
 
 
 def fit_shipped(data: Path, cache: Path, weights_dir: Path, cv_report: Path, restraint: dict[str, float]) -> Path:
-    from chromata.studies.evaluation import dataset_name
+    from chromata.models.evaluation import dataset_name
 
     """Fit the shipped estimator on every sample (all synthetic, all validation views) and write it with its card;
     the card quotes the cross-validated figures of ``measure`` (``cv_report``) for the shipped decoding."""

@@ -18,8 +18,8 @@ The package is split by concern: :mod:`~chromata.training.data` (photos, split, 
 (choosing the decoding), :mod:`~chromata.training.checkpoint` (initialisation, weights and model card)
 and :mod:`~chromata.training.run` (the run: :func:`fit`, :func:`train`).
 
-May import: models, colour maths, the archive (photos from a bucket) and :mod:`chromata.studies.evaluation`
-(validation scores photos as ``chromata eval`` does); a nightly run never imports training.
+May import: models (validation scores photos with :mod:`chromata.models.evaluation`, as ``chromata eval``
+does), colour maths and the archive (photos from a bucket); a nightly run never imports training.
 """
 
 from __future__ import annotations

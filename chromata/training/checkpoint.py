@@ -11,7 +11,7 @@ import numpy as np
 
 from chromata.archive.storage import sha256_file
 from chromata.models.builtin import WEIGHTS_FORMAT
-from chromata.studies.evaluation import dataset_name
+from chromata.models.evaluation import dataset_name
 from chromata.training.config import INITS, TrainConfig
 from chromata.training.data import TrainingData
 from chromata.training.evaluate import select_decoding

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from chromata.studies.evaluation import load_images
+from chromata.models.evaluation import load_images
 from chromata.training.config import TrainConfig
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from chromata.models.builtin import BuiltinColorizer
-from chromata.studies.evaluation import evaluate
+from chromata.models.evaluation import evaluate
 
 log = logging.getLogger(__name__)
 
