@@ -46,6 +46,8 @@ def test_training_config_is_checked_before_any_work(tmp_path):
         ({"data": str(data), "init": str(tmp_path / "w.pt")}, "--init must be one of imagenet, scratch, builtin"),
         ({"data": str(data), "workers": 0}, "--workers must be at least 1"),
         ({"data": str(data), "stepz": 3}, "invalid training configuration"),
+        ({"data": str(data), "checkpoint_every": -1}, "--checkpoint-every must be 0"),
+        ({"data": str(data), "checkpoint_every": 100, "workers": 2}, "resumes a single-process run"),
     ):
         with pytest.raises(ConfigError, match=message):
             build_train_config(**{"out": tmp_path / "m", **values})

@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from chromata.models import load_colorizer
 from chromata.training import TrainConfig, split_photos, train
@@ -70,6 +71,28 @@ def test_tiny_training_run_writes_loadable_weights_and_card(tmp_path):
     model = load_colorizer(f"builtin:{weights}", device="cpu")
     assert model.weights_sha256 == card["weights_sha256"]
     assert model.predict_ab(np.full((1, 256, 256), 50.0, np.float32)).ab.shape == (1, 64, 64, 2)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    from chromata.training import prepare_data
+    from chromata.training.run import fit, resume_file
+
+    folder = _photos(tmp_path / "photos")
+    common = dict(data=folder, out=tmp_path / "model", batch_size=2, crop=64, log_every=1, val_fraction=0.25,
+                  init="scratch", checkpoint_every=2)  # fmt: skip
+    first = TrainConfig(**common, steps=3)  # a session that ends after 3 steps: its checkpoint is step 2
+    data = prepare_data(first)
+    _, stats = fit(first, data)
+    saved = torch.load(resume_file(first), weights_only=True)
+    assert stats["steps_done"] == 3 and saved["step"] == 2
+    again = TrainConfig(**common, steps=6)
+    net, stats = fit(again, data)
+    assert stats["resumed_at_step"] == 2 and stats["steps_done"] == 6
+    assert [p["step"] for p in stats["loss_curve"]] == [3, 4, 5, 6]  # it went on, it did not start over
+    resumed = torch.load(resume_file(again), weights_only=True)
+    assert resumed["step"] == 6
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(tensor, resumed["model"][name].cpu()), name
 
 
 def test_torch_lab_matches_the_numpy_conversion():

@@ -34,6 +34,9 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     endpoint_url: Annotated[str | None, typer.Option(help="S3 endpoint for s3:// data")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="time budget; the LR schedule ends with it")] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="steps between resumable checkpoints in OUT/resume.pt (0: none); run again to resume")
+    ] = 0,
     name: Annotated[str, typer.Option(help="model name written into the weights and card")] = "chromata-builtin-v2",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
@@ -57,6 +60,7 @@ def train(
         device=device,
         endpoint_url=endpoint_url,
         max_minutes=max_minutes,
+        checkpoint_every=checkpoint_every,
         name=name,
         seed=seed,
     )

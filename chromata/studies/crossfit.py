@@ -8,7 +8,7 @@ outputs from a model that never saw it, and judgement measured on those outputs.
   grows), written as ``folds.json`` with the data set named by its own name;
 * ``train --fold K`` — the built-in recipe (ImageNet-initialised EfficientNet-Lite0 encoder, the loss, the
   augmentations, the decoding choice) on every photo outside fold K, for ``--minutes`` at most; a fold whose
-  weights exist is done, so a stage interrupted mid-way resumes at the first fold without weights;
+  weights exist is done, and one interrupted mid-way resumes from its last checkpoint (every 100 steps);
 * ``outputs`` — each fold's model colorizes only the photos of its own fold, whole and as crops, at the shipped
   decoding; with its own uncertainty and the semantic reading of the grey input (:mod:`chromata.models.semantics`);
 * ``measure`` — per view: CIEDE2000 against the truth, the grey input's, colourfulness; whether it is in the
@@ -102,6 +102,7 @@ def train_fold(
         threads=threads,
         name=f"crossfit-fold{k}",
         log_every=100,
+        checkpoint_every=100,  # an interrupted fold resumes from its last checkpoint (fold-K/model/resume.pt)
     )
     t0 = time.perf_counter()
     card = train(cfg)  # writes fold-K/model/crossfit-foldK.pt and its card

@@ -38,6 +38,7 @@ class TrainConfig:
     threads: int | None = None
     log_every: int = 50
     max_minutes: float | None = None
+    checkpoint_every: int = 0  # main-stage steps between resumable checkpoints (out/resume.pt); 0: none
     name: str = "chromata-builtin-v2"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,6 +55,10 @@ def build_train_config(workers: int = 1, **values: Any) -> TrainConfig:
         raise ConfigError(f"--init must be one of {', '.join(INITS)} or an existing weights file: {init}")
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if int(values.get("checkpoint_every", 0)) < 0:
+        raise ConfigError("--checkpoint-every must be 0 (none) or a number of steps")
+    if int(values.get("checkpoint_every", 0)) and workers > 1:
+        raise ConfigError("--checkpoint-every resumes a single-process run; with --workers > 1 it is not supported")
     try:
         return TrainConfig(**values)
     except TypeError as exc:

@@ -6,12 +6,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from chromata.training.checkpoint import build_net, finish
 from chromata.training.config import TrainConfig
 from chromata.training.data import Prefetcher, TrainingData, prepare_data
-from chromata.training.step import LossLog, TimeBudget, Trainer
+from chromata.training.step import LossLog, TimeBudget, Trainer, load_resume
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,11 @@ def training_device(cfg: TrainConfig, world_size: int) -> str:
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def resume_file(cfg: TrainConfig) -> Path:
+    """Where a run with ``checkpoint_every`` keeps its resumable checkpoint: beside its weights."""
+    return Path(cfg.out) / "resume.pt"
 
 
 def fit(
@@ -49,13 +55,20 @@ def fit(
     net, init_desc = build_net(cfg.init)
     net = net.to(device).train()
     crop_threads = min(6, os.cpu_count() or 1) if device.startswith("cuda") else 1
-    feed = Prefetcher([img for _, img in data.train], cfg.crop, cfg.batch_size, cfg.seed * 1000 + rank, crop_threads)
+    resume_path = resume_file(cfg) if cfg.checkpoint_every and rank == 0 and world_size == 1 else None
+    resumed = load_resume(resume_path) if resume_path else None
+    start = int(resumed["step"]) if resumed else 0
+    seed = cfg.seed * 1000 + rank + 7919 * start  # a resumed run draws crops it has not drawn yet
+    feed = Prefetcher([img for _, img in data.train], cfg.crop, cfg.batch_size, seed, crop_threads)
     try:
         trainer = Trainer(cfg, net, device, data.prior, feed, wrap)
+        if resumed:
+            trainer.restore(resumed)
+            log.info("resuming at step %d from %s", start, resume_path)
         t0 = time.monotonic()
         budget = TimeBudget.for_run(cfg, t0)
         losses = LossLog(cfg.log_every, rank, t0, progress)
-        steps_done = trainer.run_main(budget, losses)
+        steps_done = trainer.run_main(budget, losses, start=start, save=resume_path)
         adv_done = trainer.run_adversarial(budget, losses)
     finally:
         feed.close()
@@ -63,6 +76,7 @@ def fit(
         "init": init_desc,
         "decoder": list(net.decoder_channels),
         "steps_done": steps_done,
+        "resumed_at_step": start,
         "adversarial_steps_done": adv_done,
         "device": device,
         "workers": world_size,
@@ -78,4 +92,6 @@ def train(cfg: TrainConfig, progress: Callable[[int, float], None] | None = None
     data = prepare_data(cfg)
     log.info("training on %d photos, validating on %d", len(data.train), len(data.val))
     net, stats = fit(cfg, data, progress=progress)
-    return finish(cfg, data, net, stats)
+    card = finish(cfg, data, net, stats)
+    resume_file(cfg).unlink(missing_ok=True)  # the weights are written: nothing left to resume
+    return card

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,28 @@ def patch_discriminator() -> Any:
     )
 
 
+def save_resume(path: Path, state: dict[str, Any]) -> None:
+    """Write a resumable checkpoint atomically (a temporary file, then a rename)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_resume(path: Path) -> dict[str, Any] | None:
+    """The checkpoint an interrupted run left (read with ``weights_only``), or None."""
+    from chromata.models.base import load_untrusted
+
+    if not path.is_file():
+        return None
+    state = load_untrusted(path)
+    if not isinstance(state, dict) or not {"step", "model", "opt"} <= set(state):
+        raise ValueError(f"{path}: not a chromata training checkpoint")
+    return state
+
+
 class Trainer:
     """The model, its optimiser and its batches on one device; runs the two training stages.
 
@@ -159,12 +182,22 @@ class Trainer:
         loss.backward()
         opt.step()
 
-    def run_main(self, budget: TimeBudget, losses: LossLog) -> int:
-        """Cross-entropy training with warm-up and cosine decay; returns the number of steps done."""
+    def resume_state(self, step: int) -> dict[str, Any]:
+        return {"step": step, "model": self.net.state_dict(), "opt": self.opt.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+
+    def run_main(self, budget: TimeBudget, losses: LossLog, start: int = 0, save: Path | None = None) -> int:
+        """Cross-entropy training with warm-up and cosine decay from step ``start + 1``; returns the number of
+        steps done. With ``save``, a resumable checkpoint is written there every ``cfg.checkpoint_every``
+        steps and when the time budget stops the stage (atomically: a session that ends mid-write loses
+        nothing)."""
         cfg = self.cfg
-        steps_done = 0
+        steps_done = start
         warmup = min(100, max(1, cfg.steps // 10))
-        for step in range(1, cfg.steps + 1):
+        for step in range(start + 1, cfg.steps + 1):
             done = stage_progress(step, cfg.steps, budget.start, budget.main_end)
             frac = step / warmup if step <= warmup else 0.5 * (1 + math.cos(math.pi * done))
             for g, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
@@ -176,7 +209,10 @@ class Trainer:
             self._descend(self.opt, loss)
             steps_done = step
             losses.record("main", step, cfg.steps, {"loss": float(loss.detach())})
-            if time.monotonic() > budget.main_end:
+            out_of_time = time.monotonic() > budget.main_end
+            if save is not None and (step % cfg.checkpoint_every == 0 or out_of_time):
+                save_resume(save, self.resume_state(step))
+            if out_of_time:
                 log.warning("stopping at step %d: time budget of %.1f min reached", step, cfg.max_minutes)
                 break
         return steps_done
