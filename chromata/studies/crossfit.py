@@ -201,22 +201,6 @@ def _standardised(train: NDArray[Any], test: NDArray[Any]) -> tuple[NDArray[Any]
     return (train - mean) / std, (test - mean) / std
 
 
-def logistic(X: NDArray[Any], y: NDArray[Any], ridge: float = 1.0) -> NDArray[np.float64]:
-    """Logistic regression by Newton steps with a ridge on the weights (not the intercept); X standardised."""
-    Xb = np.hstack([X, np.ones((len(X), 1))]).astype(np.float64)
-    beta = np.zeros(Xb.shape[1])
-    penalty = ridge * np.r_[np.ones(X.shape[1]), 0.0]
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-np.clip(Xb @ beta, -30, 30)))
-        grad = Xb.T @ (p - y) + penalty * beta
-        hess = (Xb * (p * (1 - p))[:, None]).T @ Xb + np.diag(penalty)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return beta
-
-
 def _predict(beta: NDArray[Any], X: NDArray[Any]) -> NDArray[np.float64]:
     return np.asarray(1 / (1 + np.exp(-np.clip(np.hstack([X, np.ones((len(X), 1))]) @ beta, -30, 30))))
 
@@ -226,7 +210,7 @@ def cross_validated(
 ) -> NDArray[np.float64]:
     """P(bad) for every view from a logistic fit on the other photos' views (``k`` groups of photos); "bad" is
     ``worse`` (CIEDE2000 above the training views' median) or ``harmful`` (further from the truth than grey)."""
-    from chromata.studies.harm import folds_of
+    from chromata.studies.harm import folds_of, logistic
 
     group = folds_of(sorted(set(photos.tolist())), k)
     g = np.array([group[p] for p in photos])
@@ -236,7 +220,7 @@ def cross_validated(
         de, grey = figures[train, 0], figures[train, 1]
         y = de > np.median(de) if label == "worse" else de > grey
         Xtr, Xte = _standardised(X[train], X[test])
-        out[test] = _predict(logistic(Xtr, y.astype(np.float64)), Xte)
+        out[test] = _predict(logistic(Xtr, y.astype(np.float64), ridge=1.0, tol=1e-8), Xte)
     return out
 
 

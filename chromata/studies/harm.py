@@ -344,15 +344,28 @@ def fit_head(est: harm.HarmEstimator, samples: Sequence[Sample], target: float) 
     X = np.stack([_image_x(est, s) for s in samples]).astype(np.float64)
     y = bad_label(samples, target).astype(np.float64)
     w_s = np.array([REAL_WEIGHT if s.real else 1.0 for s in samples])
-    Xb = np.hstack([X, np.ones((len(X), 1))])
-    beta = np.zeros(Xb.shape[1])
-    lam = 1e-2 * len(X)
-    for _ in range(30):
-        p = 1 / (1 + np.exp(-np.clip(Xb @ beta, -30, 30)))
-        g = Xb.T @ (w_s * (p - y)) + lam * np.r_[beta[:-1], 0]
-        H = (Xb * (w_s * p * (1 - p))[:, None]).T @ Xb + lam * np.diag(np.r_[np.ones(len(beta) - 1), 0])
-        beta -= np.linalg.solve(H, g)
+    beta = logistic(X, y, ridge=1e-2 * len(X), weights=w_s, steps=30)
     return {"w": beta[:-1].tolist(), "b": float(beta[-1])}
+
+
+def logistic(
+    X: NDArray[Any], y: NDArray[Any], ridge: float, weights: NDArray[Any] | None = None, steps: int = 50,
+    tol: float | None = None,
+) -> NDArray[np.float64]:  # fmt: skip
+    """Weighted logistic regression by Newton steps, a ridge on the weights (not the intercept); returns the
+    weights with the intercept last. ``tol``: stop once a step moves no coefficient further than it."""
+    Xb = np.hstack([X, np.ones((len(X), 1))]).astype(np.float64)
+    w_s = np.ones(len(X)) if weights is None else weights
+    beta = np.zeros(Xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(Xb @ beta, -30, 30)))
+        g = Xb.T @ (w_s * (p - y)) + ridge * np.r_[beta[:-1], 0]
+        H = (Xb * (w_s * p * (1 - p))[:, None]).T @ Xb + ridge * np.diag(np.r_[np.ones(len(beta) - 1), 0])
+        step = np.linalg.solve(H, g)
+        beta -= step
+        if tol is not None and np.abs(step).max() < tol:
+            break
+    return beta
 
 
 def _image_x(est: harm.HarmEstimator, s: Sample) -> F32:
