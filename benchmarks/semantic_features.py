@@ -1,5 +1,7 @@
-"""What the semantic signal costs (issue #23): :func:`chromata.models.semantics.semantics_of` per grey image,
-beside the built-in colorizer's model step on the same images, in one process and one run.
+"""What the semantic signal and the confidence it feeds cost (issue #23): :func:`chromata.models.semantics.semantics_of`
+per grey image, and the whole assessment a run makes per image (:func:`chromata.models.postprocess.assessments`:
+the reading, harm-v1's regions, the proxy and confidence-v2's two stages), beside the built-in colorizer's model
+step on the same images, in one process and one run.
 
 The images are the bundled grey scans (examples/scans), their L* computed once; each figure is the median over
 ``--rounds`` of the time per image, images one by one for the semantics (as a worker would call it per scan)
@@ -29,6 +31,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     from chromata.colormath import color
     from chromata.models import load_colorizer, semantics
+    from chromata.models.postprocess import assessments
 
     torch.set_num_threads(args.threads)
     scans = sorted(p for p in (ROOT / "examples" / "scans").iterdir() if p.suffix in (".jpg", ".png", ".tif"))
@@ -39,8 +42,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     model = load_colorizer("builtin", device="cpu")
     work = np.stack([color.working_lightness(color.reduce_lightness(li), model.input_size) for li in lights])
     semantics.semantics_of(lights[0], net)  # first call: kernels chosen, buffers allocated
-    model.predict_ab(work[:8])
-    sem_ms, model_ms = [], []
+    abs_ = np.concatenate([model.predict_ab(work[i : i + 8]).ab for i in range(0, len(work), 8)])
+    assessments(work[:1], abs_[:1])
+    sem_ms, model_ms, judge_ms = [], [], []
     for _ in range(args.rounds):
         t = time.perf_counter()
         for li in lights:
@@ -50,7 +54,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(0, len(work), 8):
             model.predict_ab(work[i : i + 8])
         model_ms.append(1000 * (time.perf_counter() - t) / len(work))
-    sem, mod = statistics.median(sem_ms), statistics.median(model_ms)
+        t = time.perf_counter()
+        for i in range(len(work)):
+            assessments(work[i : i + 1], abs_[i : i + 1])
+        judge_ms.append(1000 * (time.perf_counter() - t) / len(work))
+    sem, mod, judge = statistics.median(sem_ms), statistics.median(model_ms), statistics.median(judge_ms)
     return {
         "images": len(lights),
         "threads": args.threads,
@@ -58,6 +66,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "semantics_ms_per_image": round(sem, 2),
         "colorizer_ms_per_image": round(mod, 2),
         "ratio": round(sem / mod, 3),
+        "assessment_ms_per_image": round(judge, 2),
+        "assessment_ratio": round(judge / mod, 3),
         "parameters_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
     }
 
@@ -65,7 +75,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
     return "\n".join(
         [
-            "## The semantic signal's cost (`benchmarks/semantic_features.py`)",
+            "## The semantic signal's and the confidence's cost (`benchmarks/semantic_features.py`)",
             "",
             f"`python benchmarks/semantic_features.py --rounds {args.rounds} --threads {r['threads']} "
             f"--images {args.images}` — EfficientNet-Lite0 with its ImageNet head ({r['parameters_m']} M parameters, "
@@ -77,10 +87,12 @@ def markdown(r: dict[str, Any], args: argparse.Namespace, machine: str) -> str:
             "|---|---:|",
             f"| semantics (`semantics_of`: class probabilities, pooled features, 7 × 7 region kinds) "
             f"| {r['semantics_ms_per_image']:.1f} |",
+            f"| the whole confidence assessment a run makes (`assessments`: the reading + harm-v1's regions + "
+            f"the proxy + confidence-v2) | {r['assessment_ms_per_image']:.1f} |",
             f"| the built-in colorizer's model step (`predict_ab`) | {r['colorizer_ms_per_image']:.1f} |",
             "",
-            f"The semantic reading costs {r['ratio']:.2f} × the colorizer's model step; loading the classifier "
-            f"takes {r['load_s']:.2f} s, once per worker.",
+            f"The semantic reading costs {r['ratio']:.2f} × the colorizer's model step, the whole assessment "
+            f"{r['assessment_ratio']:.2f} ×; loading the classifier takes {r['load_s']:.2f} s, once per worker.",
         ]
     )
 

@@ -202,6 +202,7 @@ def test_semantic_features_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["images"] == 3 and result["semantics_ms_per_image"] > 0 and result["colorizer_ms_per_image"] > 0
+    assert result["assessment_ms_per_image"] > result["semantics_ms_per_image"] * 0.5
     assert 4 < result["parameters_m"] < 6  # EfficientNet-Lite0 with its 1000-class head
 
 

@@ -7,7 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from chromata.studies import crossfit
+from chromata.judgement import assess, harm
+from chromata.models import semantics
+from chromata.studies import confidence_fit, crossfit
 
 
 def _photos(folder, n=8):
@@ -42,17 +44,37 @@ def test_every_photo_is_colorized_by_a_model_that_never_saw_it(tmp_path):
     views = crossfit.load_views(cache)
     for photo, fold in zip(views["photo"], views["fold"], strict=True):
         assert fold_of[str(photo)] == fold
-    assert views["semantic"].shape == (32, crossfit.KIND_COLUMNS + 1)
-    summary = crossfit.measure(cache, tmp_path / "report")
-    assert summary["views"] == 32 and summary["photos"] == 8
-    signals = [r["signal"] for r in summary["rows"]]
-    assert signals[:3] == ["the model's entropy (shipped score)", "the model-agnostic proxy",
-                           "the shipped harm estimator (harm-v1)"]  # fmt: skip
-    assert len(signals) == 6 and all(0 <= r["worse"] <= 1 for r in summary["rows"])
-    assert json.loads((tmp_path / "report" / "crossfit-judgement.json").read_text()) == summary
+    assert views["semantic"].shape == (32, 3 * len(semantics.KINDS) + 1)
+    assert views["region_feats"].shape == (32, harm.GRID**2, len(harm.FEATURE_NAMES))
+    assert views["region_kind"].shape == views["region_de"].shape == (32, harm.GRID**2)
+    assert views["ab64"].shape == (32, harm.AB_SIDE, harm.AB_SIDE, 2)
+    # the confidence fitted on those views: compared by photo groups, fitted, read back and run; restraint measured
+    report = tmp_path / "report"
+    compared = confidence_fit.compare(cache, report)
+    assert compared["views"] == 32 and compared["photos"] == 8
+    signals = [r["signal"] for r in compared["rows"]]
+    assert signals == ["the model's entropy (score v1)", "the model-agnostic proxy", "harm-v1 (as shipped)",
+                       *confidence_fit.CANDIDATES]  # fmt: skip
+    assert all(0 <= r["worse"] <= 1 for r in compared["rows"])
+    assert json.loads((report / "confidence-compare.json").read_text()) == compared
     doc = tmp_path / "confidence.md"
-    doc.write_text("before\n<!-- BEGIN crossfit -->\nold table\n<!-- END crossfit -->\nafter\n")
-    crossfit.write_doc_section(doc, "crossfit", crossfit.markdown(summary, "python -m chromata.studies.crossfit"))
+    doc.write_text("before\n<!-- BEGIN confidence-v2 -->\nold table\n<!-- END confidence-v2 -->\nafter\n")
+    crossfit.write_doc_section(doc, "confidence-v2", confidence_fit.compare_markdown(compared, "python -m …"))
     text = doc.read_text()
-    assert "old table" not in text and text.startswith("before\n") and text.endswith("<!-- END crossfit -->\nafter\n")
-    assert "| AUROC worse half ≥ 0.9 |" in text and "| the shipped harm estimator (harm-v1) |" in text
+    assert "old table" not in text and text.startswith("before\n") and text.endswith("-->\nafter\n")
+    assert "| AUROC worse half ≥ 0.9 |" in text and "| harm-v1 (as shipped) |" in text
+    assert compared["chosen"] in confidence_fit.CANDIDATES and len(compared["chosen_reliability"]) == 10
+    fitted = confidence_fit.fit(cache, tmp_path / "weights", report)
+    est = assess.ConfidenceEstimator.load(tmp_path / "weights" / assess.CONFIDENCE_WEIGHTS)
+    assert est.sha256 == fitted["sha256"] and list(est.columns) == fitted["columns"]
+    card = json.loads((tmp_path / "weights" / "confidence-v2.card.json").read_text())
+    assert card["data"]["source"] == "photos/" and card["weights_sha256"] == est.sha256
+    lab = cv2.cvtColor(cv2.imread(str(data / "p01.jpg")).astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
+    grey = np.ascontiguousarray(cv2.resize(lab[..., 0], (64, 64)))
+    a = est.assess(
+        grey, np.dstack([np.full((64, 64), 30.0, np.float32)] * 2), semantics.semantics_of(grey), harm.shipped()
+    )
+    assert 0 <= a.p_better <= 1 and len(a.region_kinds) == harm.GRID**2
+    trade = confidence_fit.restraint(cache, report, report)
+    assert [p["label"] for p in trade["everywhere"]][1] == "x1.00 everywhere"
+    assert (report / "restraint-tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -54,6 +54,8 @@ def test_chromata_run_with_a_published_family(family, ray_local, prefect_harness
         assert params["model_licence"] == LICENCES[family] and params["model_size"] == 64
         assert params["score_calibrated"] is False and params["restraint"] is None  # the family's own colours
         assert params["input_size"] == 64
+        # the confidence is the same estimator's for every family (score version 2, chromata.judgement.assess)
+        assert params["score_version"] == "2" and params["confidence_estimator"] == "confidence-v2"
 
     # the 16-bit scan stays 16-bit, and its colour is the model's (not the grey input back)
     deep = cv2.imread(str(out / "kangaroo-16bit.tif"), cv2.IMREAD_UNCHANGED)

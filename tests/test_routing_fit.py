@@ -163,9 +163,14 @@ def test_a_run_with_the_fit_scores_by_it_and_records_its_sha256(tmp_path, model)
     for key, row in refit.items():
         assert row.status == "ok", row.error
         assert json.loads(row.params_json)["routing_fit_sha256"] == fit.sha256
-        assert "routing_fit_sha256" not in json.loads(plain[key].params_json)
-        mean_u = routing_fit.mean_uncertainty_of_heatmap(out.read(row.heatmap_key or ""))
-        expected = apply(fit, certainty_of(mean_u), row.confidence_reasons, "src")
+        params = json.loads(plain[key].params_json)
+        assert "routing_fit_sha256" not in params
+        if params["score_version"] == "1":  # the certainty the fit rescores is the one the plain score was made of
+            certainty = certainty_of(routing_fit.mean_uncertainty_of_heatmap(out.read(row.heatmap_key or "")))
+        else:  # version 2: the estimator's, under the input penalties
+            factor = np.prod([routing_fit.fixed_factor(c) for c in set(plain[key].confidence_reasons)])
+            certainty = (plain[key].confidence or 0.0) / factor
+        expected = apply(fit, certainty, row.confidence_reasons, "src")
         assert row.confidence == pytest.approx(expected, abs=0.02)
     # the fit learned that low contrast is rejected: the flat scan falls far below its fixed score
     assert "low_contrast" in refit["flat.png"].confidence_reasons
@@ -333,3 +338,24 @@ def test_bulk_approvals_weigh_less_than_reviewed_ones():
     assert same.overall == reviewed.overall
     with pytest.raises(RoutingFitError, match="bulk weight"):
         fit_routing(examples("bulk"), bulk_weight=0.0)
+
+
+def test_a_version_2_rows_certainty_is_read_from_its_score_not_from_the_uncertainty_heatmap(tmp_path):
+    storage = LocalStorage(tmp_path / "out")
+    sure = confidence.heatmap_png(np.full((40, 48), 0.3, np.float32), 48, 40)  # version 1 would read 1.0
+    rows = []
+    for i, version in enumerate(("1", "2")):
+        hkey = f"_chromata/heatmaps/{i}.png"
+        storage.write_atomic(hkey, sure)
+        rows.append(rec(f"s/{i}.tif", confidence=round(0.7 * confidence.INPUT_PENALTY, 4), output_sha256=f"{i:064x}",
+                        confidence_reasons=["low_contrast", "doubtful_colour_building"], heatmap_key=hkey,
+                        params_json=json.dumps({"score_version": version})))  # fmt: skip
+    write_fragment(storage, "s1", rows)
+    write_decisions(storage, [dict(image_id=r.image_id, output_sha256=r.output_sha256, collection="s", curator="ana",
+                                   decision="approved", decided_at=1.0 + i, in_manifest=True)
+                              for i, r in enumerate(rows)])  # fmt: skip
+    examples, skipped = routing_fit.examples_from(storage)
+    by_id = {e.image_id: e.certainty for e in examples}
+    assert skipped == 0 and by_id[rows[0].image_id] == pytest.approx(1.0, abs=0.01)
+    # the region reason is in the score already: only the input risk's penalty is undone
+    assert by_id[rows[1].image_id] == pytest.approx(0.7, abs=1e-3)

@@ -3,6 +3,9 @@
 * :mod:`~chromata.judgement.inputchecks` — checks on the scan itself (blank, low contrast, already colour,
   a document page, …) that make any colorization of it unreliable;
 * :mod:`~chromata.judgement.confidence` — the per-image score in [0, 1] with machine-readable reasons;
+* :mod:`~chromata.judgement.assess` — the shipped confidence estimator (score version 2): P(better half) for any
+  model family from grey + colour + the semantic reading (passed in: judgement imports no model), and the regions
+  it blames, by kind;
 * :mod:`~chromata.judgement.harm` — the learned, model-agnostic estimate of where colours are wrong (and the
   restraint it drives); :mod:`~chromata.judgement.calibration_map` and
   :mod:`~chromata.judgement.calibration` — raw score → probability of a good colorization;

@@ -1,9 +1,13 @@
 """Calibrating the confidence score: raw score -> probability that the colorization is good.
 
 "Good" means the image's mean CIEDE2000 against the true colours is at most a target (by default the
-median over the calibration photos, so "good" is "in the better half"). The map is fitted by isotonic
-regression (pool-adjacent-violators), so it is monotone: a higher raw score never means a lower
-probability. It is saved as JSON beside the model weights, tied to the weights' SHA-256, and its own
+median over the calibration photos, so "good" is "in the better half"). A version-1 score (the model's
+entropy, not a probability) is mapped by isotonic regression (pool-adjacent-violators); a version-2 score is
+already a probability (the confidence estimator's, fitted on other models' outputs) that a model may read too
+high or too low, so it is re-scaled by Platt's two-parameter logistic on its logit — smooth, never exactly 0 or
+1 (an isotonic map fitted on a few dozen photos would flatten whole ranges to 0.00 and 1.00), stored as the
+same table of points. Either way the map is monotone: a higher raw score never means a lower probability.
+It is saved as JSON beside the model weights, tied to the weights' SHA-256, and its own
 hash goes into every manifest row's params_json.
 """
 
@@ -17,7 +21,7 @@ from numpy.typing import NDArray
 
 from chromata.judgement.calibration_map import CALIBRATION_FORMAT, Calibration
 
-__all__ = ["CALIBRATION_FORMAT", "Calibration", "auroc", "fit", "pav", "reliability_diagram_png"]
+__all__ = ["CALIBRATION_FORMAT", "Calibration", "auroc", "fit", "pav", "platt", "reliability_diagram_png"]
 
 
 def pav(x: Sequence[float], y: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -61,15 +65,49 @@ def _average_ranks(s: NDArray[np.float64]) -> NDArray[np.float64]:
     return ranks
 
 
+PLATT_POINTS = 101
+
+
+def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.asarray(np.log(q / (1 - q)), np.float64)
+
+
+def platt(raw: Sequence[float], good: Sequence[float], ridge: float = 1e-3) -> tuple[list[float], list[float]]:
+    """Platt scaling on the logit of a probability-like score: P(good) = sigmoid(a * logit(raw) + b), fitted by
+    Newton steps (a small ridge keeps it finite when the two classes separate); as a table of
+    ``PLATT_POINTS`` raw scores over [0, 1] and their probabilities (``a`` is kept >= 0: monotone)."""
+    z = _logit(np.asarray(raw, np.float64))
+    y = np.asarray(good, np.float64)
+    X = np.stack([z, np.ones_like(z)], axis=1)
+    beta = np.array([1.0, 0.0])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+        g = X.T @ (p - y) + ridge * beta
+        H = (X * (p * (1 - p))[:, None]).T @ X + ridge * np.eye(2)
+        step = np.linalg.solve(H, g)
+        beta -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    a, b = max(float(beta[0]), 0.0), float(beta[1])
+    xs = np.linspace(0.0, 1.0, PLATT_POINTS)
+    ys = 1 / (1 + np.exp(-(a * _logit(xs) + b)))
+    return xs.tolist(), ys.tolist()
+
+
 def fit(
-    raw: Sequence[float], delta_e: Sequence[float], model_sha256: str, photos: int, target: float | None = None
+    raw: Sequence[float],
+    delta_e: Sequence[float],
+    model_sha256: str,
+    photos: int,
+    target: float | None = None,
+    score_version: str = "1",
 ) -> Calibration:
     t = float(np.median(delta_e)) if target is None else float(target)
     good = [float(d <= t) for d in delta_e]
-    xs, ys = pav(raw, good)
-    return Calibration(
-        model_sha256, round(t, 4), tuple(round(v, 5) for v in xs), tuple(round(v, 5) for v in ys), len(raw), photos
-    )
+    xs, ys = pav(raw, good) if score_version == "1" else platt(raw, good)
+    return Calibration(model_sha256, round(t, 4), tuple(round(v, 5) for v in xs), tuple(round(v, 5) for v in ys),
+                       len(raw), photos, score_version=score_version)  # fmt: skip
 
 
 def reliability_diagram_png(probs: Sequence[float], outcomes: Sequence[bool], title: str, bins: int = 5) -> bytes:

@@ -26,12 +26,21 @@ class Calibration:
     samples: int
     photos: int
     format: str = CALIBRATION_FORMAT
+    # the confidence score version the map was fitted on (chromata.judgement.confidence): a map is applied only to
+    # scores of that version. Files written before version 2 name none (and keep their hash): version 1.
+    score_version: str = "1"
 
     def apply(self, raw: float) -> float:
         return float(np.interp(raw, self.x, self.y))
 
+    def applies_to(self, score_version: str) -> bool:
+        return self.score_version == score_version
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        d = asdict(self)
+        if d["score_version"] == "1":
+            del d["score_version"]
+        return json.dumps(d, indent=2)
 
     @property
     def sha256(self) -> str:

@@ -1,6 +1,12 @@
 """A per-image confidence score in [0, 1] with machine-readable reasons.
 
-Definition (version 1, not yet calibrated to error probabilities):
+Version 2 (the default wherever the package ships ``confidence-v2.json``): the certainty is the confidence
+estimator's P(the colorization is in the better half) (:mod:`chromata.judgement.assess`), fitted on the real
+mistakes of models that never saw the photos, for every model family; the input checks' penalties and the
+optional calibration below apply to it as to version 1, and the estimator's region reasons
+(``doubtful_colour_<kind>``) join the reasons.
+
+Version 1 (film, and a package without the estimator; not calibrated to error probabilities):
 
     certainty = clip((U_UNSURE - mean_u) / (U_UNSURE - U_CERTAIN), 0, 1)
     score     = certainty × INPUT_PENALTY ** (number of input checks that fired)
@@ -23,6 +29,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from chromata.judgement import assess
+from chromata.judgement.assess import Assessment
 from chromata.judgement.calibration_map import Calibration
 
 SCORE_VERSION = "1"
@@ -55,20 +63,34 @@ class ConfidenceReport:
     score: float
     reasons: tuple[str, ...]
     mean_uncertainty: float
+    certainty: float = 0.0  # before the input penalties and calibration: what a routing fit rescores
+    version: str = SCORE_VERSION
+
+
+def certainty_v1(mean_uncertainty: float) -> float:
+    """Version 1's certainty from the mean normalised entropy."""
+    return float(np.clip((U_UNSURE - mean_uncertainty) / (U_UNSURE - U_CERTAIN), 0.0, 1.0))
 
 
 def score(
-    uncertainty: NDArray[np.float32], input_reasons: Sequence[str] = (), calibration: Calibration | None = None
+    uncertainty: NDArray[np.float32],
+    input_reasons: Sequence[str] = (),
+    calibration: Calibration | None = None,
+    assessment: Assessment | None = None,
 ) -> ConfidenceReport:
-    """Combine the model's per-pixel uncertainty with the input checks (chromata.judgement.inputchecks); with a
+    """Combine the certainty with the input checks (chromata.judgement.inputchecks): the estimator's
+    ``assessment`` when there is one (version 2), else the model's per-pixel uncertainty (version 1); with a
     calibration, the result is the fitted probability that the colorization is good."""
     mean_u = float(np.clip(uncertainty.mean(), 0.0, 1.0))
     reasons = list(input_reasons)
     risks = [r for r in reasons if r not in INFORMATIVE_REASONS]
-    certainty = float(np.clip((U_UNSURE - mean_u) / (U_UNSURE - U_CERTAIN), 0.0, 1.0))
+    certainty = assessment.p_better if assessment is not None else certainty_v1(mean_u)
     value = certainty * INPUT_PENALTY ** len(risks)
     if mean_u > HIGH_UNCERTAINTY:
         reasons.append("high_chroma_uncertainty")
-    if calibration is not None:
+    if assessment is not None:
+        reasons.extend(r for r in assessment.reasons if r not in reasons)
+    version = assess.SCORE_VERSION if assessment is not None else SCORE_VERSION
+    if calibration is not None and calibration.applies_to(version):  # a map fitted on another version's scores: not
         value = calibration.apply(value)
-    return ConfidenceReport(score=round(value, 4), reasons=tuple(reasons), mean_uncertainty=mean_u)
+    return ConfidenceReport(round(value, 4), tuple(reasons), mean_u, round(certainty, 4), version)

@@ -2,9 +2,10 @@
 
 Every reason code that chromata records (``confidence_reasons`` in the manifest and the review queue) has one
 entry here: the text the CLI and the review app show, and its kind — a ``risk`` (it lowers the confidence and
-is a reason to look), ``material`` (what the scan is: recorded, not penalised) or ``routing`` (why the image
-was queued when no risk fired). A code without an entry is shown as its words, so a new check is never shown
-as nothing.
+is a reason to look), ``region`` (where the confidence estimator blames the colour, by the kind of thing there:
+already in the confidence, no penalty added), ``material`` (what the scan is: recorded, not penalised) or
+``routing`` (why the image was queued when no risk fired). A code without an entry is shown as its words, so a new
+check is never shown as nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["risk", "material", "routing"]
+Kind = Literal["risk", "region", "material", "routing"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,16 @@ REASONS: dict[str, Reason] = {
         Reason("heavy_noise", "heavy grain or noise"),
         Reason("document_text", "text page: colour adds nothing and may mislead"),
         Reason("high_chroma_uncertainty", "the model was unsure of most colours"),
+        # where the confidence estimator (chromata.judgement.assess) blames the colour, by what is there
+        Reason("doubtful_colour_building", "colour on a surface that is usually neutral: building or stone", "region"),
+        Reason("doubtful_colour_printed", "colour on a surface that is usually neutral: paper or print", "region"),
+        Reason("doubtful_colour_person", "skin or clothing tones uncertain", "region"),
+        Reason("doubtful_colour_animal", "an animal's colouring uncertain (coat, feathers)", "region"),
+        Reason("doubtful_colour_landscape", "sky, water or land coloured doubtfully", "region"),
+        Reason("doubtful_colour_plant", "foliage or flower colour uncertain", "region"),
+        Reason("doubtful_colour_vehicle", "a vehicle's paint colour is a guess", "region"),
+        Reason("doubtful_colour_food", "food colour uncertain", "region"),
+        Reason("doubtful_colour_object", "an object's colour is a guess", "region"),
         Reason("icc_not_srgb", "scan tagged with a colour space other than sRGB (read as sRGB)"),
         Reason("sepia_toned", "toned print (sepia): colorized from its lightness, the toning not kept", "material"),
         Reason("cyanotype", "cyanotype: colorized from its lightness, the blue not kept", "material"),
@@ -54,5 +65,5 @@ def reason(code: str) -> Reason:
 def describe(codes: Iterable[str]) -> list[str]:
     """The texts of ``codes``, risks first, in their order otherwise."""
     entries = [reason(c) for c in codes]
-    order = {"risk": 0, "routing": 1, "material": 2}
+    order = {"risk": 0, "region": 1, "routing": 2, "material": 3}
     return [r.text for r in sorted(entries, key=lambda r: order[r.kind])]

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chromata.archive.storage import Storage
-from chromata.judgement.confidence import INFORMATIVE_REASONS, INPUT_PENALTY, U_CERTAIN, U_UNSURE, ConfidenceReport
+from chromata.judgement.confidence import INFORMATIVE_REASONS, INPUT_PENALTY, ConfidenceReport, certainty_v1
 from chromata.judgement.reasons import reason
 
 FIT_FORMAT = "chromata-routing-fit/1"
@@ -153,8 +153,8 @@ class RoutingFit:
 
 
 def certainty_of(mean_uncertainty: float) -> float:
-    """The fixed score's certainty (chromata.judgement.confidence) from the mean normalised entropy."""
-    return float(np.clip((U_UNSURE - mean_uncertainty) / (U_UNSURE - U_CERTAIN), 0.0, 1.0))
+    """The fixed score's version-1 certainty (chromata.judgement.confidence) from the mean normalised entropy."""
+    return certainty_v1(mean_uncertainty)
 
 
 def apply(fit: RoutingFit, certainty: float, reasons: Sequence[str], collection: str | None) -> float:
@@ -164,7 +164,7 @@ def apply(fit: RoutingFit, certainty: float, reasons: Sequence[str], collection:
 
 def rescore(fit: RoutingFit, report: ConfidenceReport, collection: str | None) -> ConfidenceReport:
     """``report`` with its score from the routing fit instead of the fixed penalties."""
-    return replace(report, score=apply(fit, certainty_of(report.mean_uncertainty), report.reasons, collection))
+    return replace(report, score=apply(fit, report.certainty, report.reasons, collection))
 
 
 # -- reading decided rows -------------------------------------------------------------------------------------
@@ -187,14 +187,17 @@ def mean_uncertainty_of_heatmap(png: bytes) -> float:
 
 
 def _certainty_of_row(storage: Storage, row: dict[str, Any]) -> float | None:
+    params = json.loads(row.get("params_json") or "{}")
     key = row.get("heatmap_key")
-    if key and storage.exists(key):
+    # the heatmap shows the model's uncertainty: version 1's certainty; a version-2 score's certainty is the
+    # estimator's, recovered from the score itself below
+    if str(params.get("score_version", "1")) == "1" and key and storage.exists(key):
         try:
             return certainty_of(mean_uncertainty_of_heatmap(storage.read(key)))
         except ValueError:
             pass
-    params = json.loads(row.get("params_json") or "{}")
-    if params.get("calibration_sha256") or params.get("routing_fit_sha256") or row.get("confidence") is None:
+    calibrated = params.get("score_calibrated", bool(params.get("calibration_sha256")))
+    if calibrated or params.get("routing_fit_sha256") or row.get("confidence") is None:
         return None  # the recorded score went through a map that cannot be undone
     factor = math.prod(fixed_factor(c) for c in set(_input_reasons(row)))
     return min(1.0, float(row["confidence"]) / factor)

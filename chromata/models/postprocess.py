@@ -1,5 +1,6 @@
 """What every model family shares after its network: the harm estimator's restraint, an uncertainty estimate
-for models that give none, and the grey input as RGB for models that read an image rather than L*.
+for models that give none, the confidence estimator's assessment, and the grey input as RGB for models that read
+an image rather than L*.
 
 Each family's ``predict_ab`` ends with :func:`restrained`; ``describe`` reports :func:`restraint_facts`. A
 family that reproduces its authors' colours by default (DDColor, DeOldify) sets ``restrain = False``."""
@@ -46,6 +47,28 @@ def estimated_uncertainty(lightness: F32, ab: F32) -> F32:
     if est is None or "uncertainty_proxy" not in est.params:
         return np.full(ab.shape[:3], UNKNOWN_UNCERTAINTY, np.float32)
     return np.stack([est.uncertainty(li, a) for li, a in zip(lightness, ab, strict=True)]).astype(np.float32)
+
+
+def assessments(lightness: F32, ab: F32) -> list[Any] | None:
+    """The shipped confidence estimator's assessment (``chromata.judgement.assess.Assessment``) of each image of
+    a batch — (N, S, S) L* at the model's working size and its (N, h, w, 2) chroma — with the semantic reading
+    of each grey input; the same for every model family. None where the package ships no estimator."""
+    from chromata.judgement import assess, harm
+    from chromata.models import semantics
+
+    est, region_est = assess.shipped(), harm.shipped()
+    if est is None or region_est is None:
+        return None
+    light = np.asarray(lightness, np.float32)
+    return [est.assess(li, a, semantics.semantics_of(li), region_est) for li, a in zip(light, ab, strict=True)]
+
+
+def assessment_facts() -> dict[str, object]:
+    """What a run's parameters say about the confidence it records (the estimator, or score version 1)."""
+    from chromata.judgement import assess, confidence
+
+    est = assess.shipped()
+    return est.describe() if est is not None else {"score_version": confidence.SCORE_VERSION}
 
 
 def grey_rgb(lightness: F32) -> F32:

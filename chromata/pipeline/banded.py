@@ -12,6 +12,7 @@ from chromata.judgement import inputchecks
 from chromata.media.imageio import check_pixel_limit, probe
 from chromata.models import Colorizer
 from chromata.models.base import model_input
+from chromata.models.postprocess import assessments
 from chromata.pipeline import tiled
 from chromata.pipeline.output import format_for, local_copy
 from chromata.pipeline.shards import ShardStats
@@ -34,7 +35,8 @@ class BandedHandler:
         checks.add(analysis.lightness, layout.width, layout.height, analysis.tone)
         if checks.already_colour:
             return Skip("already_colour", "the source already has colour")
-        pred = self.model.predict_ab(model_input(self.model, analysis.lightness)[None])
+        work = model_input(self.model, analysis.lightness)[None]
+        pred = self.model.predict_ab(work)
 
         def finish(xmp: bytes) -> Encoded:
             out = scratch / "output.tif"
@@ -43,4 +45,4 @@ class BandedHandler:
             return Encoded(out)
 
         return Colorized(fmt, [pred.uncertainty[0]], checks.reasons(), layout.width, layout.height,
-                         layout.bit_depth, finish)  # fmt: skip
+                         layout.bit_depth, finish, assessments=assessments(work, pred.ab))  # fmt: skip

@@ -84,7 +84,8 @@ class OutputPath:
         """Score, label, sign and write ``out``; the row of the image colorized."""
         assert item.sha256 is not None  # every kind has hashed its source by now
         worst = max(out.uncertainty, key=lambda u: float(u.mean()))  # the least confident page / the film's mean
-        report = confidence.score(worst, out.reasons, self.model.calibration)
+        judged = min(out.assessments, key=lambda a: a.p_better) if out.assessments else None  # likewise
+        report = confidence.score(worst, out.reasons, self.model.calibration, judged)
         if self.routing is not None:  # the curators' decisions re-rank the queue (chromata.judgement.routing_fit)
             report = routing_fit.rescore(self.routing, report, self.cfg.collection_name)
         prov = self.provenance(item, report.score, rows.run_id)

@@ -13,6 +13,7 @@ from chromata.judgement import inputchecks
 from chromata.media import labels, visible_label
 from chromata.models import Colorizer
 from chromata.models.base import model_input
+from chromata.models.postprocess import assessments
 from chromata.pipeline.output import format_for
 from chromata.pipeline.still import merge_on
 from chromata.pipeline.work import Colorized, Encoded, Item, Skip
@@ -61,4 +62,5 @@ class PagesHandler:
 
         h, w = pages[0].shape[:2]
         depth = 16 if pages[0].dtype == np.uint16 else 8
-        return Colorized(fmt, uncertainty, checks.reasons(), w, h, depth, finish, frames=len(pages))
+        judged = assessments(np.stack(works), np.stack(abs_))
+        return Colorized(fmt, uncertainty, checks.reasons(), w, h, depth, finish, frames=len(pages), assessments=judged)

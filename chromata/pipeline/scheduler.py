@@ -27,9 +27,9 @@ from chromata.archive.storage import ReadOnlyStorage, Storage
 from chromata.colormath import kernels
 from chromata.config import RunConfig
 from chromata.errors import Failure
-from chromata.judgement import confidence
 from chromata.models import Colorizer, load_colorizer
 from chromata.models.base import InferenceGraph, warm_up
+from chromata.models.postprocess import assessment_facts
 from chromata.pipeline.banded import BandedHandler
 from chromata.pipeline.film import FilmHandler
 from chromata.pipeline.output import OutputPath
@@ -129,7 +129,9 @@ class ShardProcessor:
         desc = model.describe()
         # whether the confidence is a fitted probability or a raw score (then the review budget, not a threshold,
         # is what routes sensibly: chromata calibrate fits one for the weights)
-        facts = {"score_version": confidence.SCORE_VERSION, "score_calibrated": model.calibration is not None}
+        facts = assessment_facts()
+        calibration = model.calibration
+        facts["score_calibrated"] = calibration is not None and calibration.applies_to(str(facts["score_version"]))
         self.params = params_json({**cfg.processing_params(), **desc, **facts})
 
     def close(self) -> None:

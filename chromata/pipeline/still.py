@@ -18,6 +18,7 @@ from chromata.media.formats import Format
 from chromata.media.imageio import DecodedImage, EncodeOptions, decode, encode
 from chromata.models import Colorizer
 from chromata.models.base import model_input
+from chromata.models.postprocess import assessments
 from chromata.pipeline.output import format_for
 from chromata.pipeline.work import F32, Colorized, Encoded, Item, Skip
 
@@ -80,4 +81,6 @@ class StillHandler:
                                                 xmp, w, h)  # fmt: skip
             return Encoded(data, sidecar)
 
-        return Colorized(fmt, [uncertainty], p.reasons, p.image.width, p.image.height, p.image.bit_depth, finish)
+        judged = assessments(p.work[None], ab[None])
+        return Colorized(fmt, [uncertainty], p.reasons, p.image.width, p.image.height, p.image.bit_depth, finish,
+                         assessments=judged)  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -62,3 +63,6 @@ class Colorized:
     bit_depth: int
     encode: Callable[[bytes], Encoded]
     frames: int | None = None  # pages or frames (stills: None)
+    # the confidence estimator's assessment of each unit (chromata.models.postprocess.assessments); None: the
+    # version-1 score from the uncertainty (film, or a package without the estimator)
+    assessments: list[Any] | None = None

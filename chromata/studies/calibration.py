@@ -24,6 +24,7 @@ from chromata.judgement import calibration as cal
 from chromata.judgement import confidence, inputchecks
 from chromata.judgement.calibration_map import Calibration
 from chromata.models.base import Colorizer, model_input
+from chromata.models.postprocess import assessments
 
 MIN_PHOTOS = 6
 
@@ -34,6 +35,7 @@ class Sample:
     raw: float
     delta_e: float
     reasons: tuple[str, ...]
+    version: str = "1"  # the score version (chromata.judgement.confidence)
 
 
 def collect_samples(
@@ -57,11 +59,14 @@ def collect_samples(
         for view in views:
             lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(view)))
             lightness = np.ascontiguousarray(lab[..., 0])
-            pred = model.predict_ab(model_input(model, lightness)[None])
+            work = model_input(model, lightness)[None]
+            pred = model.predict_ab(work)
             reasons = inputchecks.input_reasons(lightness, view.shape[1], view.shape[0])
-            report = confidence.score(pred.uncertainty[0], reasons)
+            judged = assessments(work, pred.ab)  # the score a run records: version 2 where the estimator ships
+            report = confidence.score(pred.uncertainty[0], reasons, assessment=judged[0] if judged else None)
             result = color.bgr_to_lab(color.merge_chroma(lightness, pred.ab[0]))
-            out.append(Sample(name, report.score, float(color.ciede2000(lab, result).mean()), report.reasons))
+            de = float(color.ciede2000(lab, result).mean())
+            out.append(Sample(name, report.score, de, report.reasons, report.version))
     return out
 
 
@@ -115,6 +120,7 @@ def study(
         model.weights_sha256,
         photos=sum(1 for v in half.values() if v == 0),
         target=target,
+        score_version=samples[0].version if samples else "1",
     )
     good = [s.delta_e <= fitted.target_ciede2000 for s in test_set]
     probs = [fitted.apply(s.raw) for s in test_set]
