@@ -68,6 +68,74 @@ def test_the_estimator_assesses_every_family_the_same_way(family, families):
         assert set(a.reasons) <= set(assess.KIND_CODES.values())
 
 
+def test_restraint_damps_regions_where_harm_is_predicted_and_boosts_the_rest():
+    ab = np.full((64, 64, 2), 20.0, np.float32)
+    p = np.zeros((harm.GRID, harm.GRID), np.float32)
+    p[:, harm.GRID // 2 :] = 0.9  # harm predicted on the right
+    out = assess.Restraint(threshold=0.5, keep=0.5, gain=1.2).apply(ab, p)
+    assert np.allclose(out[:, :24], 24.0, atol=1e-3)  # boosted where no harm is predicted
+    assert np.allclose(out[:, 40:], 10.0, atol=1e-3)  # damped where it is
+    assert (np.diff(out[0, :, 0]) <= 1e-4).all()  # a smooth ramp between, never a hard edge
+    identity = assess.Restraint()
+    assert identity.is_identity and np.array_equal(identity.apply(ab, p), ab)
+
+
+def _with_restraint(**restraint: float) -> assess.ConfidenceEstimator:
+    shipped = assess.shipped()
+    assert shipped is not None
+    return assess.ConfidenceEstimator({**shipped.params, "restraint": restraint})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_that_restrains_decodes_with_the_estimators_restraint(family, families, monkeypatch):
+    """The built-in model and chromata's own ONNX graphs restrain by default; Zhang's, DDColor and DeOldify give
+    their authors' colours unless asked (``restrain = True``). A restraining model's chroma is its raw chroma
+    after the estimator's restraint — read from the same grey input — and its provenance says which."""
+    model = families[family]
+    work = np.stack([model_input(model, _grey(n)) for n in ("cat.jpg", "reims-cathedral.jpg")])
+    assert model.restrain == (family in ("builtin", "onnx"))
+    default = model.restrain
+    est = _with_restraint(threshold=0.5, keep=0.0, gain=1.2)
+    monkeypatch.setattr(assess, "shipped", lambda: est)
+    try:
+        model.restrain = False
+        raw = model.predict_ab(work).ab
+        assert model.describe()["restraint"] is None
+        model.restrain = True
+        out = model.predict_ab(work).ab
+        region_est = harm.shipped()
+        expected = [est.restrain(w, a, semantics.semantics_of(w), region_est) for w, a in zip(work, raw, strict=True)]
+        np.testing.assert_allclose(out, np.stack(expected), atol=1e-4)
+        assert float(np.abs(out - raw).max()) > 0.1 * float(np.abs(raw).max()), "the restraint changed nothing"
+        assert model.describe()["restraint"] == est.restraint_facts()
+    finally:
+        model.restrain = default
+
+
+def test_the_restraint_and_the_assessment_read_each_grey_input_once(families, monkeypatch):
+    """The semantic reading is most of the judgement's cost: decoding (restraint) and scoring (assessment)
+    share it."""
+    from chromata.models import postprocess
+
+    calls = []
+    real = semantics.semantics_of
+
+    def counted(lightness, net=None):
+        calls.append(1)
+        return real(lightness, net)
+
+    est = _with_restraint(threshold=0.5, keep=0.5, gain=1.2)
+    monkeypatch.setattr(semantics, "semantics_of", counted)
+    monkeypatch.setattr(assess, "shipped", lambda: est)
+    postprocess._READINGS.clear()
+    model = families["builtin"]
+    work = np.stack([model_input(model, _grey(n)) for n in ("cat.jpg", "reims-cathedral.jpg")])
+    judged = assessments(work, model.predict_ab(work).ab)
+    assert judged is not None and len(judged) == 2
+    assert len(calls) == 2  # one reading per image, not one for the restraint and one for the score
+
+
 def test_strong_wrong_colour_on_a_cathedral_is_blamed_on_the_building():
     est, region_est = assess.shipped(), harm.shipped()
     assert est is not None and region_est is not None

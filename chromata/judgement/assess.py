@@ -217,6 +217,40 @@ def stage(d: dict[str, Any]) -> Linear | Mlp:
 
 
 @dataclass(frozen=True)
+class Restraint:
+    """Restraint where harm is predicted: the chroma of a region whose P(harm) exceeds ``threshold`` is multiplied
+    by ``keep``, every other region's by ``gain``; the 8 x 8 factors are upsampled bilinearly to the chroma's
+    resolution, so the change is smooth. The default (keep = gain = 1) is the identity."""
+
+    threshold: float = 0.5
+    keep: float = 1.0
+    gain: float = 1.0
+
+    @classmethod
+    def of(cls, d: dict[str, Any] | None) -> Restraint:
+        d = d or {}
+        return cls(float(d.get("threshold", 0.5)), float(d.get("keep", 1.0)), float(d.get("gain", 1.0)))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.keep == 1.0 and self.gain == 1.0
+
+    def factors(self, region_p: NDArray[Any]) -> F32:
+        """The (GRID, GRID) chroma factor of each region."""
+        p = np.asarray(region_p, np.float64).reshape(harm.GRID, harm.GRID)
+        return np.where(p > self.threshold, self.keep, self.gain).astype(np.float32)
+
+    def apply(self, ab: F32, region_p: NDArray[Any]) -> F32:
+        """``ab`` (h, w, 2) with each region's factor, upsampled bilinearly."""
+        h, w = ab.shape[:2]
+        up = cv2.resize(self.factors(region_p), (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.asarray(ab * up[..., None], np.float32)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "keep": self.keep, "gain": self.gain}
+
+
+@dataclass(frozen=True)
 class Assessment:
     """The estimator's view of one colorization."""
 
@@ -242,6 +276,7 @@ class ConfidenceEstimator:
         pca = params.get("pooled_pca")  # the reading's pooled features projected on their principal components
         self.pca = None if pca is None else tuple(np.asarray(pca[k], np.float32) for k in ("mean", "components"))
         self.blame_threshold = float(params["blame_threshold"])
+        self.restraint = Restraint.of(params.get("restraint"))
 
     @classmethod
     def load(cls, path: Path | None = None) -> ConfidenceEstimator:
@@ -272,6 +307,20 @@ class ConfidenceEstimator:
             assert self.pca is not None, "an estimator reading pooled features carries their projection"
             parts["pooled"] = np.asarray((x.pooled - self.pca[0]) @ self.pca[1], np.float32)
         return np.concatenate([parts[c] for c in self.columns]).astype(np.float32)
+
+    def region_probabilities(self, lightness: F32, ab: F32, reading: Reading, est: harm.HarmEstimator) -> F32:
+        """The region stage alone: (GRID * GRID,) P(the colour there is further from the truth than grey)."""
+        return np.asarray(self.region_p(inputs_of(lightness, ab, reading, est, len(self.kinds))), np.float32)
+
+    def restrain(self, lightness: F32, ab: F32, reading: Reading, est: harm.HarmEstimator) -> F32:
+        """``ab`` after the file's restraint (``ab`` itself when it is the identity)."""
+        if self.restraint.is_identity:
+            return ab
+        return self.restraint.apply(ab, self.region_probabilities(lightness, ab, reading, est))
+
+    def restraint_facts(self) -> dict[str, object]:
+        """What a model's provenance says about the restraint after it."""
+        return {"estimator": self.name, "estimator_sha256": self.sha256, **self.restraint.to_dict()}
 
     def assess(self, lightness: F32, ab: F32, reading: Reading, est: harm.HarmEstimator) -> Assessment:
         x = inputs_of(lightness, ab, reading, est, len(self.kinds))

@@ -1,4 +1,4 @@
-"""What every model family shares after its network: the harm estimator's restraint, an uncertainty estimate
+"""What every model family shares after its network: the confidence estimator's restraint, an uncertainty estimate
 for models that give none, the confidence estimator's assessment, and the grey input as RGB for models that read
 an image rather than L*.
 
@@ -7,6 +7,11 @@ family that reproduces its authors' colours by default (DDColor, DeOldify) sets 
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -16,25 +21,76 @@ from chromata.models.base import F32
 UNKNOWN_UNCERTAINTY = 0.5
 
 
-def _estimator(model: Any) -> Any:
-    from chromata.judgement import harm
+def _restraining(model: Any) -> tuple[Any, Any] | None:
+    """The confidence estimator and harm-v1 (its region inputs) when ``model`` restrains and the package ships
+    both; None otherwise."""
+    from chromata.judgement import assess, harm
 
-    return harm.shipped() if getattr(model, "restrain", False) else None
+    if not getattr(model, "restrain", False):
+        return None
+    est, region_est = assess.shipped(), harm.shipped()
+    return None if est is None or region_est is None else (est, region_est)
+
+
+_UNRESTRAINED = threading.local()
+
+
+@contextmanager
+def without_restraint() -> Iterator[None]:
+    """Decode without restraint on this thread while the block runs (films: a per-frame threshold flickers,
+    and restraint was measured on stills); other threads sharing the model are unaffected."""
+    saved = getattr(_UNRESTRAINED, "on", False)
+    _UNRESTRAINED.on = True
+    try:
+        yield
+    finally:
+        _UNRESTRAINED.on = saved
 
 
 def restrained(model: Any, lightness: F32, ab: F32) -> F32:
-    """A model's predicted chroma after the harm estimator's restraint, when the model restrains, the package
-    ships an estimator and its restraint is not the identity (then ``ab`` itself is returned, not a copy)."""
-    estimator = _estimator(model)
-    if estimator is None or estimator.is_identity:
+    """A model's predicted chroma after the confidence estimator's restraint where harm is predicted
+    (:class:`chromata.judgement.assess.Restraint`: region by region, from the grey input's semantic reading and
+    the colour), when the model restrains and the restraint is not the identity (then ``ab`` itself is
+    returned, not a copy)."""
+    pair = _restraining(model)
+    if pair is None or pair[0].restraint.is_identity or getattr(_UNRESTRAINED, "on", False):
         return ab
-    return np.asarray(estimator.restrain_batch(np.asarray(lightness, np.float32), ab), np.float32)
+    est, region_est = pair
+    light = np.asarray(lightness, np.float32)
+    return np.stack([est.restrain(li, a, reading_of(li), region_est) for li, a in zip(light, ab, strict=True)]).astype(
+        np.float32
+    )
 
 
 def restraint_facts(model: Any) -> dict[str, object] | None:
     """What a model's provenance says about the restraint after it (None: none applied)."""
-    estimator = _estimator(model)
-    return estimator.describe() if estimator is not None else None
+    pair = _restraining(model)
+    return pair[0].restraint_facts() if pair is not None else None
+
+
+_READINGS: OrderedDict[bytes, Any] = OrderedDict()
+_READINGS_LOCK = threading.Lock()
+READINGS_KEPT = 64  # more than a batch: the restraint inside decoding and the assessment after it share a reading
+
+
+def reading_of(lightness: F32) -> Any:
+    """The semantic reading (:func:`chromata.models.semantics.semantics_of`) of one grey input at the model's
+    working size, computed once for the restraint inside decoding and the assessment after it (the last
+    ``READINGS_KEPT`` are kept, keyed by a digest of the pixels)."""
+    from chromata.models import semantics
+
+    x = np.ascontiguousarray(lightness, np.float32)
+    key = hashlib.blake2b(x.tobytes(), digest_size=16, person=str(x.shape).encode()[:16]).digest()
+    with _READINGS_LOCK:
+        if key in _READINGS:
+            _READINGS.move_to_end(key)
+            return _READINGS[key]
+    reading = semantics.semantics_of(x)
+    with _READINGS_LOCK:
+        _READINGS[key] = reading
+        while len(_READINGS) > READINGS_KEPT:
+            _READINGS.popitem(last=False)
+    return reading
 
 
 def estimated_uncertainty(lightness: F32, ab: F32) -> F32:
@@ -54,13 +110,12 @@ def assessments(lightness: F32, ab: F32) -> list[Any] | None:
     a batch — (N, S, S) L* at the model's working size and its (N, h, w, 2) chroma — with the semantic reading
     of each grey input; the same for every model family. None where the package ships no estimator."""
     from chromata.judgement import assess, harm
-    from chromata.models import semantics
 
     est, region_est = assess.shipped(), harm.shipped()
     if est is None or region_est is None:
         return None
     light = np.asarray(lightness, np.float32)
-    return [est.assess(li, a, semantics.semantics_of(li), region_est) for li, a in zip(light, ab, strict=True)]
+    return [est.assess(li, a, reading_of(li), region_est) for li, a in zip(light, ab, strict=True)]
 
 
 def assessment_facts() -> dict[str, object]:

@@ -146,7 +146,7 @@ class ZhangColorizer:
         self.input_size = input_size
         self.temperature = temperature
         self.calibration: Calibration | None = None
-        self.restrain = True  # the harm estimator's restraint after decoding (judgement.harm), as for every model
+        self.restrain = False  # the authors' colours: restraint (judgement.assess) was measured on the built-in
         self.forward = InferenceGraph(self.net, input_size, device)
 
     @classmethod
