@@ -56,6 +56,28 @@ def test_temporal_smoothing_lowers_chroma_flicker(tmp_path, model):
     assert np.abs(r - b).mean() > 1.0  # it has colour now
 
 
+def test_a_reel_is_judged_on_frames_spread_over_it_and_decoded_without_restraint(tmp_path, model, monkeypatch):
+    """Score version 2 for films: the estimator judges ASSESSED_FRAMES delivered frames; the restraint stills get
+    is not applied to frames (a restraining estimator leaves the reel's colours exactly as they were)."""
+    from chromata.judgement import assess
+    from chromata.pipeline.video import ASSESSED_FRAMES, colorize_stream
+
+    src = str(_clip(tmp_path / "reel.mp4"))
+    plain = colorize_stream(src, str(tmp_path / "a.mp4"), "mp4v", model)
+    assert plain.assessments is not None and len(plain.assessments) == ASSESSED_FRAMES < FRAMES
+    assert all(0.0 <= a.p_better <= 1.0 for a in plain.assessments)
+
+    shipped = assess.shipped()
+    restraining = assess.ConfidenceEstimator({**shipped.params, "restraint": {"threshold": 0.0, "keep": 0.0}})
+    monkeypatch.setattr(assess, "shipped", lambda: restraining)
+    work = np.full((1, model.input_size, model.input_size), 50.0, np.float32)
+    work[0, :, : model.input_size // 2] = 20.0
+    assert float(np.abs(model.predict_ab(work).ab).max()) == 0.0  # a still: every region damped to grey
+    again = colorize_stream(src, str(tmp_path / "b.mp4"), "mp4v", model)
+    assert again.flicker == plain.flicker and np.array_equal(again.uncertainty, plain.uncertainty)
+    assert [a.p_better for a in again.assessments] == [a.p_better for a in plain.assessments]
+
+
 def test_a_cut_resets_the_smoothing():
     from chromata.pipeline.video import smoothing_weight
 
@@ -74,6 +96,10 @@ def test_a_run_colorizes_a_reel_into_one_manifest_row(collection, tmp_path):
     assert reel.status == "ok" and reel.frames == 10 and (reel.width, reel.height) == (128, 96)
     assert (tmp_path / "out" / "reel.mp4").is_file()
     assert b"algorithmicallyEnhanced" in (tmp_path / "out" / "reel.mp4.xmp").read_bytes()
+    first_still = next(r for r in result.records if r.status == "ok" and r.source_key != "reel.mp4")
+    film, still = json.loads(reel.params_json), json.loads(first_still.params_json)
+    assert film["score_version"] == "2" and film["restraint"] is None  # judged on its frames, not restrained
+    assert still["restraint"] is not None  # a still is
     write_fragment(LocalStorage(tmp_path / "out"), result.shard_id, result.records)
 
 

@@ -45,4 +45,5 @@ class FilmHandler:
         result = colorize_stream(str(src), str(out), fmt.fourcc or "mp4v", self.model,
                                  smoothing=self.cfg.video_smoothing, chunk=chunk)  # fmt: skip
         return Colorized(fmt, [result.uncertainty], checks.reasons(), result.width, result.height, 8,
-                         lambda xmp: Encoded(out, sidecar=xmp), frames=result.frames)  # fmt: skip
+                         lambda xmp: Encoded(out, sidecar=xmp), frames=result.frames,
+                         assessments=result.assessments, params={"restraint": None})  # fmt: skip

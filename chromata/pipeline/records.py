@@ -3,6 +3,7 @@ from the per-image path becomes a typed ``Failure``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from chromata.errors import Failure, ImageError, StorageError
 from chromata.judgement.confidence import ConfidenceReport
 from chromata.models import Colorizer
 from chromata.pipeline.work import Colorized, Item, Skip
-from chromata.record.manifest import ImageRecord, image_id_for
+from chromata.record.manifest import ImageRecord, image_id_for, params_json
 
 log = logging.getLogger(__name__)
 BELOW_THRESHOLD = "below_threshold"  # chromata.judgement.reasons has its text
@@ -77,8 +78,11 @@ class RecordBuilder:
         threshold routing, one below the threshold is queued and says so (budget routing: ``route_for_review``)."""
         threshold = self.cfg.review_threshold
         below = threshold is not None and report.score < threshold
+        base = self._base(item, "ok")
+        if out.params:
+            base["params_json"] = params_json({**json.loads(self.params), **out.params})
         return ImageRecord(
-            **self._base(item, "ok"),  # type: ignore[arg-type]
+            **base,  # type: ignore[arg-type]
             width=out.width,
             height=out.height,
             bit_depth=out.bit_depth,

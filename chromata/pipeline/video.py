@@ -9,6 +9,11 @@ at a time (``chunk`` frames in flight), so memory is bounded by the chunk, whate
 output keeps the frame rate and size. The input checks run on frames sampled across the reel before any is
 colorized (``sample_checks``). The flicker measure used in the tests and reports is the mean absolute
 frame-to-frame change of a*/b* at working resolution.
+
+The confidence (score version 2, :mod:`chromata.judgement.assess`) judges up to ``ASSESSED_FRAMES`` delivered
+frames spread over the reel; the least good counts, as a page set's least good page does. Films decode without
+the restraint stills get (:func:`chromata.models.postprocess.without_restraint`): it was measured on stills, and
+its per-region threshold, applied frame by frame, adds flicker (docs/confidence.md).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from chromata.errors import ImageError
 from chromata.judgement import inputchecks
 from chromata.media.formats import BY_EXTENSION
 from chromata.models.base import Colorizer, model_input
+from chromata.models.postprocess import assessments, without_restraint
 
 F32 = NDArray[np.float32]
 CUT_THRESHOLD = 15.0  # mean |ΔL*| between frames above which a new shot starts
 SAMPLED_FRAMES = 16  # frames the input checks look at, spread over the reel
+ASSESSED_FRAMES = 12  # frames the confidence estimator judges, spread over the reel (the least good one counts)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,9 @@ class StreamResult:
     height: int
     uncertainty: F32  # the per-pixel uncertainty (working resolution), averaged over the frames
     flicker: float  # mean |Δab| between consecutive frames of the output chroma (working resolution)
+    # the confidence estimator's assessment of up to ASSESSED_FRAMES frames spread over the reel (None: the
+    # package ships no estimator)
+    assessments: list[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,8 @@ def colorize_stream(
     smooth = _Smoother(smoothing)
     writer: Any = None
     pending: list[tuple[F32, F32]] = []  # (full-res L, working L)
+    stride = max(1, -(-info.frames // ASSESSED_FRAMES))
+    sampled: list[tuple[F32, F32]] = []  # (working L, delivered chroma) of every stride-th frame
 
     def flush() -> None:
         nonlocal writer
@@ -168,7 +180,10 @@ def colorize_stream(
             return
         pred = model.predict_ab(np.stack([w for _, w in pending]))
         for (light, work), ab, unc in zip(pending, pred.ab, pred.uncertainty, strict=True):
-            bgr = color.merge_chroma_to(light, smooth(work, ab, unc), np.uint8)
+            delivered = smooth(work, ab, unc)
+            if (smooth.frames - 1) % stride == 0 and len(sampled) < ASSESSED_FRAMES:
+                sampled.append((work, delivered))
+            bgr = color.merge_chroma_to(light, delivered, np.uint8)
             if writer is None:
                 writer = cv2.VideoWriter(dst, cv2.VideoWriter.fourcc(*fourcc), info.fps, (bgr.shape[1], bgr.shape[0]))
                 if not writer.isOpened():
@@ -178,7 +193,7 @@ def colorize_stream(
                 on_frame(smooth.frames)
         pending.clear()
 
-    try:
+    def stream() -> None:
         for frame in _frames(src):
             light = color.grey_pixels_to_lightness(_grey(frame))
             pending.append((light, model_input(model, light)))
@@ -187,6 +202,10 @@ def colorize_stream(
             if smooth.frames + len(pending) >= max_frames:
                 break
         flush()
+
+    try:
+        with without_restraint():  # restraint was measured on stills; a per-frame threshold would flicker
+            stream()
     finally:
         if writer is not None:
             writer.release()
@@ -194,7 +213,8 @@ def colorize_stream(
         raise ImageError("decode_error", "no decodable video frames")
     flicker = float(np.mean(smooth.flicker)) if smooth.flicker else 0.0
     mean_uncertainty = (smooth.unc_sum / smooth.frames).astype(np.float32)
-    return StreamResult(smooth.frames, info.fps, info.width, info.height, mean_uncertainty, flicker)
+    judged = assessments(np.stack([w for w, _ in sampled]), np.stack([a for _, a in sampled]))
+    return StreamResult(smooth.frames, info.fps, info.width, info.height, mean_uncertainty, flicker, judged)
 
 
 def colorize_video(

@@ -63,6 +63,8 @@ class Colorized:
     bit_depth: int
     encode: Callable[[bytes], Encoded]
     frames: int | None = None  # pages or frames (stills: None)
-    # the confidence estimator's assessment of each unit (chromata.models.postprocess.assessments); None: the
-    # version-1 score from the uncertainty (film, or a package without the estimator)
+    # the confidence estimator's assessment of each unit (chromata.models.postprocess.assessments; a film: of
+    # frames spread over it); None: the version-1 score from the uncertainty (a package without the estimator)
     assessments: list[Any] | None = None
+    # what this output's row says differently from the run's parameters (a film: decoded without restraint)
+    params: dict[str, object] | None = None
