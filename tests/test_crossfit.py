@@ -78,3 +78,19 @@ def test_every_photo_is_colorized_by_a_model_that_never_saw_it(tmp_path):
     trade = confidence_fit.restraint(cache, report, report)
     assert [p["label"] for p in trade["everywhere"]][1] == "x1.00 everywhere"
     assert (report / "restraint-tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an estimator that never saw two photos; the cross-fit's choice checked on the shipped model with it
+    confidence_fit.fit(cache, tmp_path / "without", report, frozenset({"p01.jpg", "p02.jpg"}))
+    card = json.loads((tmp_path / "without" / "confidence-v2.card.json").read_text())
+    assert card["data"]["photos"] == 6 and card["data"]["left_out"] == ["p01.jpg", "p02.jpg"]
+    assert card["data"]["views"] == 24 and card["restraint"] == "the identity"
+    picked = confidence_fit.WHERE[1]
+    (report / "restraint.json").write_text(json.dumps({**trade, "chosen": confidence_fit._label(picked)}))
+    checked = confidence_fit.confirm(data, report, tmp_path / "without" / assess.CONFIDENCE_WEIGHTS, crops=1,
+                                     split="all")  # fmt: skip
+    assert checked["views"] == 16 and checked["chosen"] == confidence_fit._label(picked)
+    row = next(p for p in checked["where_harm_predicted"] if p["label"] == checked["chosen"])
+    assert checked["confirmed"] == (row["moves_frontier_by"] > 0)
+    assert checked["adopt"] == (picked.to_dict() if checked["confirmed"] else None)
+    shipped = confidence_fit.fit(cache, tmp_path / "adopted", report, restraint=picked)
+    adopted = assess.ConfidenceEstimator.load(tmp_path / "adopted" / assess.CONFIDENCE_WEIGHTS)
+    assert adopted.restraint == picked and adopted.sha256 == shipped["sha256"]

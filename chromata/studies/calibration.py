@@ -38,6 +38,19 @@ class Sample:
     version: str = "1"  # the score version (chromata.judgement.confidence)
 
 
+def views_of(bgr: NDArray[np.uint8], crops: int, rng: np.random.Generator) -> list[NDArray[np.uint8]]:
+    """The whole photo and ``crops`` random crops of it (50-85 % of each side): the many framings an archive
+    holds."""
+    h, w = bgr.shape[:2]
+    views = [bgr]
+    for _ in range(crops):
+        s = rng.uniform(0.5, 0.85)
+        ch, cw = int(h * s), int(w * s)
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        views.append(bgr[y : y + ch, x : x + cw])
+    return views
+
+
 def collect_samples(
     images: Sequence[tuple[str, NDArray[np.uint8]]], model: Colorizer, crops_per_photo: int = 4, seed: int = 0
 ) -> list[Sample]:
@@ -49,14 +62,7 @@ def collect_samples(
     rng = np.random.default_rng(seed)
     out: list[Sample] = []
     for name, bgr in images:
-        h, w = bgr.shape[:2]
-        views = [bgr]
-        for _ in range(crops_per_photo):
-            s = rng.uniform(0.5, 0.85)
-            ch, cw = int(h * s), int(w * s)
-            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            views.append(bgr[y : y + ch, x : x + cw])
-        for view in views:
+        for view in views_of(bgr, crops_per_photo, rng):
             lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(view)))
             lightness = np.ascontiguousarray(lab[..., 0])
             work = model_input(model, lightness)[None]

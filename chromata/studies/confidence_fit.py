@@ -269,20 +269,23 @@ def compare(cache: Path, out: Path) -> dict[str, Any]:
     return summary
 
 
-def fit(cache: Path, out_dir: Path, compared: Path) -> dict[str, Any]:
-    """The chosen candidate fitted on every view: ``confidence-v2.json`` and ``confidence-v2.card.json``."""
+def fit(cache: Path, out_dir: Path, compared: Path, without: frozenset[str] = frozenset(),
+        restraint: assess.Restraint | None = None) -> dict[str, Any]:  # fmt: skip
+    """The chosen candidate fitted on every view (but those of the photos named in ``without``):
+    ``confidence-v2.json`` and ``confidence-v2.card.json``, with ``restraint`` (None: the identity)."""
     s = json.loads((compared / "confidence-compare.json").read_text(encoding="utf-8"))
     views = Views(cache)
-    every = np.ones(views.n, bool)
-    region = views.fit_region(every)
+    rows = np.array([str(p) not in without for p in views.photos], bool)
+    region = views.fit_region(rows)
     columns, kind = CANDIDATES[s["chosen"]]
-    pca = views.pca(every) if "pooled" in columns else None
-    X = views.image_matrix(region, columns, pca)
-    median = float(np.median(views.de))
-    image = fit_image(X, views.de > median, kind)
+    pca = views.pca(rows) if "pooled" in columns else None
+    X = views.image_matrix(region, columns, pca)[rows]
+    median = float(np.median(views.de[rows]))
+    image = fit_image(X, views.de[rows] > median, kind)
     folds = _folds(cache)
     est = _estimator(region, image, columns, float(s["blame_threshold"]), {
         **({"pooled_pca": pca} if pca else {}),
+        **({"restraint": restraint.to_dict()} if restraint is not None and not restraint.is_identity else {}),
         "name": "confidence-v2",
         "target": "P(worse half): CIEDE2000 above the cross-fit views' median",
         "median_ciede2000": round(median, 4),
@@ -294,15 +297,18 @@ def fit(cache: Path, out_dir: Path, compared: Path) -> dict[str, Any]:
         "name": "confidence-v2",
         "what": "P(the colorization is in the better half) for any model family, from the grey input, the predicted "
         "chroma, harm-v1's region predictions and the semantic reading (chromata.judgement.assess)",
-        "data": {"source": folds["data"], "photos": s["photos"], "views": s["views"], "folds": s["folds"],
-                 "models": "the built-in recipe cross-fitted: each photo colorized by a model that never saw it"},
+        "data": {"source": folds["data"], "photos": s["photos"] - len(without), "views": int(rows.sum()),
+                 "folds": s["folds"],
+                 "models": "the built-in recipe cross-fitted: each photo colorized by a model that never saw it",
+                 **({"left_out": sorted(without)} if without else {})},
+        "restraint": est.restraint.to_dict() if not est.restraint.is_identity else "the identity",
         "image_columns": list(columns),
         "cross_validated": {"groups": s["groups"], "rows": s["rows"], "region_auroc_harmful": s["region_auroc_harmful"],
                             "reliability": s["chosen_reliability"], "spread_5_50_95": s["confidence_spread_5_50_95"]},
         "blame_threshold": s["blame_threshold"],
         "weights_sha256": est.sha256,
         "reproduce": "python -m chromata.studies.crossfit folds|train|outputs, then python -m "
-        "chromata.studies.confidence_fit compare && python -m chromata.studies.confidence_fit fit",
+        "chromata.studies.confidence_fit compare|restraint|confirm|fit (docs/confidence.md)",
     }  # fmt: skip
     (out_dir / "confidence-v2.card.json").write_text(json.dumps(card, indent=1), encoding="utf-8")
     return {"weights": str(weights), "sha256": est.sha256, "columns": list(columns), "median": median}
@@ -335,6 +341,35 @@ def _grid_figures(views: Views, i: int, factor: NDArray[Any] | float) -> tuple[f
     return de, de_grey, color.colourfulness(color.lab_to_bgr(out)), color.colourfulness(color.lab_to_bgr(truth))
 
 
+EVERYWHERE = (1.2, 1.0, 0.9, 0.8, 0.7, 0.6)  # chroma damped (or boosted) everywhere: the frontier without judgement
+WHERE = tuple(assess.Restraint(t, keep, gain) for t, keep, gain in (
+    (0.5, 0.5, 1.0), (0.5, 0.0, 1.0), (0.6, 0.3, 1.0), (0.7, 0.0, 1.0), (0.5, 0.5, 1.2), (0.6, 0.3, 1.2),
+    (0.7, 0.0, 1.2), (0.6, 0.3, 1.4)))  # fmt: skip
+SHIPPED_LABEL = "x1.00 everywhere"
+
+
+def _chosen(everywhere: list[dict[str, Any]], where: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The adoption rule, applied to the cross-fit: of the settings at least as colourful as the model's own
+    decoding and below the frontier, the one that moves it most (None: none does)."""
+    own = next(p for p in everywhere if p["label"] == SHIPPED_LABEL)
+    ok = [p for p in where if p["colourfulness_ratio"] >= own["colourfulness_ratio"] and p["moves_frontier_by"] > 0]
+    return max(ok, key=lambda p: p["moves_frontier_by"]) if ok else None
+
+
+def _label(r: assess.Restraint) -> str:
+    return f"p>{r.threshold}: x{r.keep}, else x{r.gain}"
+
+
+def _frontier_moves(everywhere: list[dict[str, Any]], where: list[dict[str, Any]]) -> None:
+    """Each point of ``where`` gains the error damping everywhere has at its colourfulness (interpolated), and by
+    how much it lies below that frontier."""
+    pts = sorted((p["colourfulness_ratio"], p["ciede2000_vs_grey"]) for p in everywhere)
+    for p in where:
+        at = float(np.interp(p["colourfulness_ratio"], [x for x, _ in pts], [y for _, y in pts]))
+        p["everywhere_at_same_colourfulness"] = round(at, 4)
+        p["moves_frontier_by"] = round(at - p["ciede2000_vs_grey"], 4)
+
+
 def _point(views: Views, label: str, factors: Sequence[NDArray[Any] | float]) -> dict[str, Any]:
     f = np.array([_grid_figures(views, i, factors[i]) for i in range(views.n)])
     return {"label": label, "ciede2000_vs_grey": round(float(f[:, 0].mean() / f[:, 1].mean()), 4),
@@ -348,31 +383,98 @@ def restraint(cache: Path, out: Path, compared: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     views = Views(cache)
     region_p = np.load(compared / "confidence-cv.npz")["region_p"]
-    everywhere = [_point(views, f"x{g:.2f} everywhere", [g] * views.n) for g in (1.2, 1.0, 0.9, 0.8, 0.7, 0.6)]
+    everywhere = [_point(views, f"x{g:.2f} everywhere", [g] * views.n) for g in EVERYWHERE]
     where = []
-    for t, keep, gain in ((0.5, 0.5, 1.0), (0.5, 0.0, 1.0), (0.6, 0.3, 1.0), (0.7, 0.0, 1.0), (0.5, 0.5, 1.2),
-                          (0.6, 0.3, 1.2)):  # fmt: skip
-        factors = [np.where(region_p[i] > t, keep, gain).reshape(harm.GRID, harm.GRID) for i in range(views.n)]
-        where.append(_point(views, f"p>{t}: x{keep}, else x{gain}", factors))
-
-    def frontier_at(cf: float) -> float:
-        """Damping everywhere, interpolated to colourfulness ``cf``."""
-        pts = sorted((p["colourfulness_ratio"], p["ciede2000_vs_grey"]) for p in everywhere)
-        return float(np.interp(cf, [x for x, _ in pts], [y for _, y in pts]))
-
-    for p in where:
-        p["everywhere_at_same_colourfulness"] = round(frontier_at(p["colourfulness_ratio"]), 4)
-        p["moves_frontier_by"] = round(p["everywhere_at_same_colourfulness"] - p["ciede2000_vs_grey"], 4)
+    for r in WHERE:
+        where.append(_point(views, _label(r), [r.factors(region_p[i]) for i in range(views.n)]))
+    _frontier_moves(everywhere, where)
     best = max(where, key=lambda p: p["moves_frontier_by"])
+    chosen = _chosen(everywhere, where)
     summary = {"views": views.n, "grid": "128 x 128 judging grid (CIEDE2000 and colourfulness)",
                "everywhere": everywhere, "where_harm_predicted": where, "best": best["label"],
-               "best_moves_frontier_by": best["moves_frontier_by"], "seconds": 0.0}  # fmt: skip
+               "best_moves_frontier_by": best["moves_frontier_by"],
+               "chosen": None if chosen is None else chosen["label"], "seconds": 0.0}  # fmt: skip
     title = "damping where harm is predicted (p>...) vs everywhere (x...), out of sample"
-    png = tradeoff_png(everywhere + where, title, shipped="x1.00 everywhere")
+    png = tradeoff_png(everywhere + where, title, shipped=SHIPPED_LABEL)
     out.mkdir(parents=True, exist_ok=True)
     (out / "restraint-tradeoff.png").write_bytes(png)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "restraint.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary
+
+
+def confirm(data: Path, out: Path, estimator: Path | None = None, crops: int = 4, seed: int = 0,
+            split: str = "val") -> dict[str, Any]:  # fmt: skip
+    """The restraint settings of :func:`restraint` on the shipped built-in model at full resolution: each
+    validation photo of its card (never trained on) and ``crops`` crops of it, the model's raw chroma damped
+    everywhere or where the region stage of ``estimator`` (default: the packaged one; for a fair check, one fitted
+    ``--without-validation``) predicts harm, merged with the photo's own L* and scored against the truth as
+    ``chromata eval`` scores (CIEDE2000 and colourfulness at full resolution). The setting the cross-fit chose
+    (``restraint.json`` in ``out``) is confirmed where it moves this frontier too."""
+    from collections import defaultdict
+
+    from chromata.colormath import color
+    from chromata.models import load_colorizer, semantics
+    from chromata.models.base import model_input
+    from chromata.models.evaluation import load_images, select_photos
+    from chromata.studies.calibration import views_of
+    from chromata.studies.quality import tradeoff_png
+
+    t0 = time.perf_counter()
+    est = assess.ConfidenceEstimator.load(estimator) if estimator is not None else assess.shipped()
+    region_est = harm.shipped()
+    if est is None or region_est is None:
+        raise RuntimeError("the package ships no confidence estimator to restrain with")
+    picked = json.loads((out / "restraint.json").read_text(encoding="utf-8")).get("chosen")
+    model: Any = load_colorizer("builtin", device="cpu")
+    model.restrain = False  # the model's raw chroma: each setting below is applied to it
+    images = load_images(select_photos(data, split))
+    rng = np.random.default_rng(seed)
+    labels = [f"x{g:.2f} everywhere" for g in EVERYWHERE] + [_label(r) for r in WHERE]
+    de: dict[str, list[float]] = defaultdict(list)
+    cf: dict[str, list[float]] = defaultdict(list)
+    grey_de: list[float] = []
+    truth_cf: list[float] = []
+    for _, bgr in images:
+        for view in views_of(bgr, crops, rng):
+            truth = color.to_unit_float(np.ascontiguousarray(view))
+            lab = color.bgr_to_lab(truth)
+            lightness = np.ascontiguousarray(lab[..., 0])
+            work = model_input(model, lightness)
+            ab = model.predict_ab(work[None]).ab[0]
+            rp = est.region_probabilities(work, ab, semantics.semantics_of(work), region_est)
+            grey_de.append(float(color.ciede2000(lab, np.dstack([lightness, np.zeros_like(lab[..., 1:])])).mean()))
+            truth_cf.append(color.colourfulness(truth))
+            outs = [ab * np.float32(g) for g in EVERYWHERE] + [r.apply(ab, rp) for r in WHERE]
+            for label, a in zip(labels, outs, strict=True):
+                merged = color.merge_chroma(lightness, a)
+                de[label].append(float(color.ciede2000(lab, color.bgr_to_lab(merged)).mean()))
+                cf[label].append(color.colourfulness(merged))
+    g = np.asarray(grey_de)
+
+    def point(label: str) -> dict[str, Any]:
+        d = np.asarray(de[label])
+        return {"label": label, "ciede2000_vs_grey": round(float(d.mean() / g.mean()), 4),
+                "colourfulness_ratio": round(float(np.sum(cf[label]) / np.sum(truth_cf)), 4),
+                "harmful_views": int((d > g).sum())}  # fmt: skip
+
+    everywhere = [point(label) for label in labels[: len(EVERYWHERE)]]
+    where = [point(label) for label in labels[len(EVERYWHERE) :]]
+    _frontier_moves(everywhere, where)
+    check = next((p for p in where if p["label"] == picked), None)
+    confirmed = check is not None and check["moves_frontier_by"] > 0
+    summary = {"views": len(grey_de), "photos": len(images), "model": model.name,
+               "estimator": est.name if estimator is None else str(estimator), "estimator_sha256": est.sha256,
+               "grid": "full resolution, the shipped built-in model on its card's validation photos and "
+               f"{crops} crops of each", "everywhere": everywhere, "where_harm_predicted": where,
+               "chosen": picked, "confirmed": confirmed,
+               "adopt": next(r.to_dict() for r in WHERE if _label(r) == picked) if confirmed else None,
+               "seconds": 0.0}  # fmt: skip
+    title = "shipped model, full resolution: damping where harm is predicted (p>...) vs everywhere (x...)"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "restraint-confirm.png").write_bytes(tradeoff_png(everywhere + where, title, shipped=SHIPPED_LABEL))
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "restraint-confirm.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
 
 
@@ -443,7 +545,19 @@ def restraint_markdown(s: dict[str, Any], command: str) -> str:
     for p in s["where_harm_predicted"]:
         lines.append(f"| {p['label']} | {p['ciede2000_vs_grey']:.4f} | {p['colourfulness_ratio']:.3f} | "
                      f"{p['everywhere_at_same_colourfulness']:.4f} | {p['moves_frontier_by']:+.4f} |")  # fmt: skip
-    lines += ["", "![restraint trade-off](img/restraint-tradeoff.png)"]
+    if "confirmed" in s:
+        verdict = "confirmed: it moves this frontier too" if s["confirmed"] else "not confirmed here"
+        lines += ["", f"The cross-fit's choice, **{s['chosen']}**: {verdict} (estimator: {s['estimator']}).",
+                  "", "![restraint on the shipped model](img/restraint-confirm.png)"]  # fmt: skip
+    else:
+        chosen = s.get("chosen") or "none (no setting as colourful as the model's own moves the frontier)"
+        lines += [
+            "",
+            f"Chosen by the rule (of the settings at least as colourful as x1.00, the one that moves the "
+            f"frontier most): **{chosen}**.",
+            "",
+            "![restraint trade-off](img/restraint-tradeoff.png)",
+        ]
     return "\n".join(lines)
 
 
@@ -457,17 +571,51 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--doc", type=Path, default=None, help="write the table into this file's confidence-v2 section")
     f = sub.add_parser("fit", help="the chosen candidate on every view, into the package")
     f.add_argument("--weights-dir", type=Path, default=Path(str(assess.confidence_weights_path().parent)))
+    f.add_argument(
+        "--without-validation",
+        action="store_true",
+        help="leave out the built-in model card's validation photos (for confirm's fair check)",
+    )
+    f.add_argument("--data", type=Path, default=Path("../shared/data/photos"))
+    f.add_argument(
+        "--restraint",
+        type=Path,
+        default=None,
+        help="restraint-confirm.json: ship its setting where it was confirmed (else the identity)",
+    )
     r = sub.add_parser("restraint", help="damping where harm is predicted against damping everywhere")
     r.add_argument("--png", type=Path, default=None, help="also copy the plot here (docs/img/…)")
     r.add_argument("--doc", type=Path, default=None, help="write the table into this file's restraint section")
+    k = sub.add_parser("confirm", help="the same settings on the shipped model at full resolution")
+    k.add_argument("--data", type=Path, default=Path("../shared/data/photos"))
+    k.add_argument("--estimator", type=Path, default=None, help="a confidence-v2.json (default: the packaged one)")
+    k.add_argument("--png", type=Path, default=None, help="also copy the plot here (docs/img/…)")
+    k.add_argument("--doc", type=Path, default=None, help="write the table into this file's restraint-confirm section")
     args = ap.parse_args(argv)
-    if args.cmd == "compare":
-        result: Any = compare(args.cache, args.out)
+    result: Any
+    if args.cmd == "confirm":
+        result = confirm(args.data, args.out, args.estimator)
+        if args.png is not None:
+            args.png.write_bytes((args.out / "restraint-confirm.png").read_bytes())
+        if args.doc is not None:
+            cmd = f"python -m chromata.studies.confidence_fit confirm --doc {args.doc}"
+            write_doc_section(args.doc, "restraint-confirm", restraint_markdown(result, cmd))
+    elif args.cmd == "compare":
+        result = compare(args.cache, args.out)
         if args.doc is not None:
             cmd = f"python -m chromata.studies.confidence_fit compare --doc {args.doc}"
             write_doc_section(args.doc, "confidence-v2", compare_markdown(result, cmd))
     elif args.cmd == "fit":
-        result = fit(args.cache, args.weights_dir, args.out)
+        without: frozenset[str] = frozenset()
+        if args.without_validation:
+            from chromata.models.evaluation import select_photos
+
+            without = frozenset(p.name for p in select_photos(args.data, "val"))
+        adopt = None
+        if args.restraint is not None:
+            adopted = json.loads(args.restraint.read_text(encoding="utf-8")).get("adopt")
+            adopt = assess.Restraint.of(adopted) if adopted else None
+        result = fit(args.cache, args.weights_dir, args.out, without, adopt)
     else:
         result = restraint(args.cache, args.out, args.out)
         if args.png is not None:
