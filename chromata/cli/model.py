@@ -93,6 +93,9 @@ def evaluate_cmd(
     model_size: Annotated[
         int | None, typer.Option(help="working size for the families that take one (ddcolor, deoldify)")
     ] = None,
+    doc: Annotated[
+        Path | None, typer.Option(help="also write the table into this Markdown file's `eval` section")
+    ] = None,
 ) -> None:
     """Colour photos → remove colour → colorize → PSNR, SSIM, CIEDE2000, colourfulness vs the truth and baselines,
     for each --model side by side (a contact sheet included), so a curator can choose."""
@@ -117,6 +120,11 @@ def evaluate_cmd(
     report = evaluate_models(images, models)
     paths = report.write(out)
     typer.echo(report.markdown())
+    if doc is not None:
+        from chromata.studies.crossfit import write_doc_section
+
+        table = report.markdown().split("\n", 2)[2].rstrip("\n")  # without its title
+        write_doc_section(doc, "eval", f"`chromata eval {data} {' '.join(f'--model {m}' for m in specs)}`: {table}")
     console.print(f"report: {paths['markdown']}, {paths['parquet']}, {paths['html']}")
 
 
