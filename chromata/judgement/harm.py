@@ -10,9 +10,11 @@ wrong chroma made from all the training photos and on the built-in model's real 
 trained on; the figures and the fitting data are in its card (``harm-v1.card.json``, ``docs/confidence.md``).
 
 Per region it predicts ``err``, the region's CIEDE2000 to the truth (log1p), and ``excess``, how much further
-from the truth the colour is than the grey input (CIEDE2000 units: > 0 = the colour did harm). :func:`restrain`
-uses ``excess`` to keep chroma where the colour helps and damp it where it is likely to harm; the per-image
-score combines both into P(the colorization is good).
+from the truth the colour is than the grey input (CIEDE2000 units: > 0 = the colour did harm); the per-image
+score combines both into P(the colorization is good). Today these predictions are inputs of the shipped confidence
+(:mod:`chromata.judgement.assess`), whose region stage also drives the restraint at decoding;
+:meth:`HarmEstimator.restrain` (damping by ``excess``) remains for the study that measured it
+(``python -m chromata.studies.harm``: it did not move the trade-off, docs/quality.md).
 """
 
 from __future__ import annotations
@@ -227,20 +229,6 @@ class HarmEstimator:
         import hashlib
 
         return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()
-
-    def describe(self) -> dict[str, object]:
-        """What a model's provenance says about the restraint it decodes with."""
-        return {"estimator": self.params.get("name", "chromata-harm"), "estimator_sha256": self.sha256,
-                **{k: self.restraint[k] for k in ("strength", "gain", "scale") if k in self.restraint}}  # fmt: skip
-
-    @property
-    def is_identity(self) -> bool:
-        """Whether :meth:`restrain` leaves every colour as it is (strength 0, gain 1: the shipped setting)."""
-        return float(self.restraint.get("strength", 1.0)) <= 0 and float(self.restraint.get("gain", 1.0)) == 1.0
-
-    def restrain_batch(self, lightness: F32, ab: F32) -> F32:
-        """:meth:`restrain` for a batch: ``lightness`` (N, S, S), ``ab`` (N, h, w, 2)."""
-        return np.stack([self.restrain(li, a) for li, a in zip(lightness, ab, strict=True)]).astype(np.float32)
 
     def restrain(self, lightness: F32, ab: F32, strength: float | None = None, gain: float | None = None) -> F32:
         """``ab`` with its chroma kept or boosted where the colour helps and damped where it likely harms."""
