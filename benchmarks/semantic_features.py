@@ -45,7 +45,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     work = np.stack([color.working_lightness(color.reduce_lightness(li), model.input_size) for li in lights])
     semantics.semantics_of(lights[0], net)  # first call: kernels chosen, buffers allocated
     restrains = model.restrain
-    model.restrain = False  # the model step alone: network and decoding
+    model.restrain = False  # the model step alone: network and decoding (each toggle below is restored at once)
     abs_ = np.concatenate([model.predict_ab(work[i : i + 8]).ab for i in range(0, len(work), 8)])
     model.restrain = restrains
     assessments(work[:1], restrained(model, work[:1], abs_[:1]))

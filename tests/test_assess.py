@@ -75,7 +75,8 @@ def test_restraint_damps_regions_where_harm_is_predicted_and_boosts_the_rest():
     out = assess.Restraint(threshold=0.5, keep=0.5, gain=1.2).apply(ab, p)
     assert np.allclose(out[:, :24], 24.0, atol=1e-3)  # boosted where no harm is predicted
     assert np.allclose(out[:, 40:], 10.0, atol=1e-3)  # damped where it is
-    assert (np.diff(out[0, :, 0]) <= 1e-4).all()  # a smooth ramp between, never a hard edge
+    row = out[0, :, 0]
+    assert ((row > 10.5) & (row < 23.5)).sum() >= 4 and np.abs(np.diff(row)).max() < 3.0  # a ramp, not an edge
     identity = assess.Restraint()
     assert identity.is_identity and np.array_equal(identity.apply(ab, p), ab)
 

@@ -79,7 +79,7 @@ def test_every_photo_is_colorized_by_a_model_that_never_saw_it(tmp_path):
     assert [p["label"] for p in trade["everywhere"]][1] == "x1.00 everywhere"
     assert (report / "restraint-tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # an estimator that never saw two photos; the cross-fit's choice checked on the shipped model with it
-    confidence_fit.fit(cache, tmp_path / "without", report, frozenset({"p01.jpg", "p02.jpg"}))
+    confidence_fit.fit(cache, tmp_path / "without", report, frozenset({"p01.jpg", "p02.jpg", "not-there.jpg"}))
     card = json.loads((tmp_path / "without" / "confidence-v2.card.json").read_text())
     assert card["data"]["photos"] == 6 and card["data"]["left_out"] == ["p01.jpg", "p02.jpg"]
     assert card["data"]["views"] == 24 and card["restraint"] == "the identity"
@@ -88,6 +88,8 @@ def test_every_photo_is_colorized_by_a_model_that_never_saw_it(tmp_path):
     checked = confidence_fit.confirm(data, report, tmp_path / "without" / assess.CONFIDENCE_WEIGHTS, crops=1,
                                      split="all")  # fmt: skip
     assert checked["views"] == 16 and checked["chosen"] == confidence_fit._label(picked)
+    left_out = assess.ConfidenceEstimator.load(tmp_path / "without" / assess.CONFIDENCE_WEIGHTS)
+    assert checked["estimator_sha256"] == left_out.sha256 != est.sha256  # judged by the one that never saw them
     row = next(p for p in checked["where_harm_predicted"] if p["label"] == checked["chosen"])
     assert checked["confirmed"] == (row["moves_frontier_by"] > 0)
     assert checked["adopt"] == (picked.to_dict() if checked["confirmed"] else None)

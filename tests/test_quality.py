@@ -61,13 +61,15 @@ def test_report_scores_models_and_both_baselines(three_photos, tmp_path):
 @pytest.mark.slow
 def test_eval_command_on_three_photos_compares_two_models(tmp_path):
     out, doc = tmp_path / "eval", tmp_path / "quality.md"
-    doc.write_text("# Quality\n<!-- BEGIN eval -->\nold\n<!-- END eval -->\nafter\n")
+    doc.write_text("# Quality\n<!-- BEGIN eval -->\nTABLE-BEFORE-THE-RUN\n<!-- END eval -->\nafter\n")
     proc = chromata("eval", str(PHOTOS), "--model", "builtin", "--model", "builtin:v1", "--limit", "3",
                     "--out", str(out), "--doc", str(doc))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "| builtin:v1 | 3 |" in proc.stdout and f"| {GRAY} | 3 |" in proc.stdout
     written = doc.read_text()
-    assert "old" not in written and "| builtin:v1 | 3 |" in written and written.endswith("-->\nafter\n")
+    assert (
+        "TABLE-BEFORE-THE-RUN" not in written and "| builtin:v1 | 3 |" in written and written.endswith("-->\nafter\n")
+    )
     assert "--model builtin --model builtin:v1" in written  # the command that made it
     assert {p.name for p in out.iterdir()} == {
         "eval.parquet",

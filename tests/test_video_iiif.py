@@ -65,6 +65,7 @@ def test_a_reel_is_judged_on_frames_spread_over_it_and_decoded_without_restraint
     src = str(_clip(tmp_path / "reel.mp4"))
     plain = colorize_stream(src, str(tmp_path / "a.mp4"), "mp4v", model)
     assert plain.assessments is not None and len(plain.assessments) == ASSESSED_FRAMES < FRAMES
+    assert plain.assessed_frames[0] == 0 and plain.assessed_frames[-1] >= FRAMES - 3  # over the whole reel
     assert all(0.0 <= a.p_better <= 1.0 for a in plain.assessments)
 
     shipped = assess.shipped()
@@ -78,6 +79,22 @@ def test_a_reel_is_judged_on_frames_spread_over_it_and_decoded_without_restraint
     assert [a.p_better for a in again.assessments] == [a.p_better for a in plain.assessments]
 
 
+@pytest.mark.parametrize("frames", [1, 5, 13, 24, 100, 1001])
+def test_assessed_frames_spread_over_a_reel_whatever_its_length(frames):
+    """Containers misreport frame counts, so the spread does not trust one: frames are offered one by one."""
+    from chromata.pipeline.video import ASSESSED_FRAMES, _Spread
+
+    spread = _Spread(ASSESSED_FRAMES)
+    grey = np.zeros((4, 4), np.float32)
+    for i in range(frames):
+        spread.offer(i, grey, np.zeros((2, 2, 2), np.float32))
+    at = [i for i, _, _ in spread.picked()]
+    assert len(at) == min(frames, ASSESSED_FRAMES) and at == sorted(set(at)) and at[0] == 0
+    assert at[-1] >= 0.85 * (frames - 1)  # the end of the reel is judged too
+    gaps = np.diff(at) if len(at) > 1 else np.array([1])
+    assert gaps.max() <= 2.5 * max(1.0, (frames - 1) / (ASSESSED_FRAMES - 1))  # evenly, not bunched
+
+
 def test_a_cut_resets_the_smoothing():
     from chromata.pipeline.video import smoothing_weight
 
@@ -86,7 +103,17 @@ def test_a_cut_resets_the_smoothing():
     assert smoothing_weight(a, a + 40.0, 0.3) == 1.0  # a cut: start afresh
 
 
-def test_a_run_colorizes_a_reel_into_one_manifest_row(collection, tmp_path):
+def test_a_run_colorizes_a_reel_into_one_manifest_row(collection, tmp_path, monkeypatch):
+    import dataclasses
+
+    from chromata.pipeline import video
+
+    real = video.assessments
+
+    def hopeless(work, ab):  # the film's frames judged as badly as can be: the row's score must follow
+        return [dataclasses.replace(a, p_better=0.0) for a in real(work, ab)]
+
+    monkeypatch.setattr(video, "assessments", hopeless)
     _clip(collection / "reel.mp4", frames=10)
     assert is_media_key("reel.mp4")
     cfg = build_config(source=str(collection), destination=str(tmp_path / "out"))
@@ -99,7 +126,11 @@ def test_a_run_colorizes_a_reel_into_one_manifest_row(collection, tmp_path):
     first_still = next(r for r in result.records if r.status == "ok" and r.source_key != "reel.mp4")
     film, still = json.loads(reel.params_json), json.loads(first_still.params_json)
     assert film["score_version"] == "2" and film["restraint"] is None  # judged on its frames, not restrained
-    assert still["restraint"] is not None  # a still is
+    assert still["restraint"] is not None  # a still's row names the restraint its model decodes with
+    calibration = load_colorizer("builtin", device="cpu").calibration
+    floor = calibration.apply(0.0) if calibration is not None and calibration.applies_to("2") else 0.0
+    assert reel.confidence == pytest.approx(floor, abs=1e-4)  # the score is the frames' judgement
+    assert reel.confidence < first_still.confidence
     write_fragment(LocalStorage(tmp_path / "out"), result.shard_id, result.records)
 
 

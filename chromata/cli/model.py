@@ -124,7 +124,10 @@ def evaluate_cmd(
         from chromata.studies.crossfit import write_doc_section
 
         table = report.markdown().split("\n", 2)[2].rstrip("\n")  # without its title
-        write_doc_section(doc, "eval", f"`chromata eval {data} {' '.join(f'--model {m}' for m in specs)}`: {table}")
+        opts = [*(f"--model {m}" for m in specs), *([f"--split {split}"] if split != "val" else []),
+                *([f"--limit {limit}"] if limit else []), *([f"--temperature {temperature}"] if temperature else []),
+                *([f"--model-size {model_size}"] if model_size else [])]  # fmt: skip
+        write_doc_section(doc, "eval", f"`chromata eval {data.name}/ {' '.join(opts)}`: {table}")
     console.print(f"report: {paths['markdown']}, {paths['parquet']}, {paths['html']}")
 
 

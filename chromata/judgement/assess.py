@@ -226,6 +226,10 @@ class Restraint:
     keep: float = 1.0
     gain: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.threshold <= 1.0 and self.keep >= 0.0 and 0.0 <= self.gain <= 2.0):
+            raise ValueError(f"not a restraint: threshold in [0, 1], keep >= 0 and gain in [0, 2] ({self})")
+
     @classmethod
     def of(cls, d: dict[str, Any] | None) -> Restraint:
         d = d or {}

@@ -11,7 +11,9 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -57,9 +59,19 @@ def restrained(model: Any, lightness: F32, ab: F32) -> F32:
         return ab
     est, region_est = pair
     light = np.asarray(lightness, np.float32)
-    return np.stack([est.restrain(li, a, reading_of(li), region_est) for li, a in zip(light, ab, strict=True)]).astype(
-        np.float32
-    )
+
+    def one(i: int) -> F32:
+        return np.asarray(est.restrain(light[i], ab[i], reading_of(light[i]), region_est), np.float32)
+
+    if len(light) == 1:
+        return one(0)[None]
+    # the images of a batch are read side by side (each on its own: a reading never depends on its batch)
+    return np.stack(list(_reading_pool().map(one, range(len(light))))).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _reading_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(READING_THREADS, thread_name_prefix="reading")
 
 
 def restraint_facts(model: Any) -> dict[str, object] | None:
@@ -70,7 +82,8 @@ def restraint_facts(model: Any) -> dict[str, object] | None:
 
 _READINGS: OrderedDict[bytes, Any] = OrderedDict()
 _READINGS_LOCK = threading.Lock()
-READINGS_KEPT = 64  # more than a batch: the restraint inside decoding and the assessment after it share a reading
+READINGS_KEPT = 512  # more than a batch or a page set: the restraint in decoding and the assessment share a reading
+READING_THREADS = 4  # a batch's readings side by side (torch releases the GIL)
 
 
 def reading_of(lightness: F32) -> Any:

@@ -58,8 +58,32 @@ class StreamResult:
     uncertainty: F32  # the per-pixel uncertainty (working resolution), averaged over the frames
     flicker: float  # mean |Δab| between consecutive frames of the output chroma (working resolution)
     # the confidence estimator's assessment of up to ASSESSED_FRAMES frames spread over the reel (None: the
-    # package ships no estimator)
+    # package ships no estimator), and which frames (0-based)
     assessments: list[Any] | None = None
+    assessed_frames: tuple[int, ...] = ()
+
+
+class _Spread:
+    """Up to ``k`` frames spread evenly over a reel of unknown length (a container's frame count may be wrong):
+    every ``stride``-th frame is kept, and when 2k are kept every other one is dropped and the stride doubled;
+    at the end ``k`` are picked evenly from what is kept."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.stride = k, 1
+        self.kept: list[tuple[int, F32, F32]] = []
+
+    def offer(self, index: int, work: F32, ab: F32) -> None:
+        if index % self.stride:
+            return
+        self.kept.append((index, work, ab.copy()))  # a copy: ``ab`` may be a view into a whole chunk
+        if len(self.kept) >= 2 * self.k:
+            self.kept, self.stride = self.kept[::2], self.stride * 2
+
+    def picked(self) -> list[tuple[int, F32, F32]]:
+        if len(self.kept) <= self.k:
+            return self.kept
+        at = np.linspace(0, len(self.kept) - 1, self.k).round().astype(int)
+        return [self.kept[i] for i in at]
 
 
 @dataclass(frozen=True)
@@ -171,8 +195,7 @@ def colorize_stream(
     smooth = _Smoother(smoothing)
     writer: Any = None
     pending: list[tuple[F32, F32]] = []  # (full-res L, working L)
-    stride = max(1, -(-info.frames // ASSESSED_FRAMES))
-    sampled: list[tuple[F32, F32]] = []  # (working L, delivered chroma) of every stride-th frame
+    sampled = _Spread(ASSESSED_FRAMES)
 
     def flush() -> None:
         nonlocal writer
@@ -181,8 +204,7 @@ def colorize_stream(
         pred = model.predict_ab(np.stack([w for _, w in pending]))
         for (light, work), ab, unc in zip(pending, pred.ab, pred.uncertainty, strict=True):
             delivered = smooth(work, ab, unc)
-            if (smooth.frames - 1) % stride == 0 and len(sampled) < ASSESSED_FRAMES:
-                sampled.append((work, delivered))
+            sampled.offer(smooth.frames - 1, work, delivered)
             bgr = color.merge_chroma_to(light, delivered, np.uint8)
             if writer is None:
                 writer = cv2.VideoWriter(dst, cv2.VideoWriter.fourcc(*fourcc), info.fps, (bgr.shape[1], bgr.shape[0]))
@@ -213,8 +235,10 @@ def colorize_stream(
         raise ImageError("decode_error", "no decodable video frames")
     flicker = float(np.mean(smooth.flicker)) if smooth.flicker else 0.0
     mean_uncertainty = (smooth.unc_sum / smooth.frames).astype(np.float32)
-    judged = assessments(np.stack([w for w, _ in sampled]), np.stack([a for _, a in sampled]))
-    return StreamResult(smooth.frames, info.fps, info.width, info.height, mean_uncertainty, flicker, judged)
+    picked = sampled.picked()
+    judged = assessments(np.stack([w for _, w, _ in picked]), np.stack([a for _, _, a in picked]))
+    return StreamResult(smooth.frames, info.fps, info.width, info.height, mean_uncertainty, flicker, judged,
+                        tuple(i for i, _, _ in picked))  # fmt: skip
 
 
 def colorize_video(

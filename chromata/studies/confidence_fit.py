@@ -276,6 +276,7 @@ def fit(cache: Path, out_dir: Path, compared: Path, without: frozenset[str] = fr
     s = json.loads((compared / "confidence-compare.json").read_text(encoding="utf-8"))
     views = Views(cache)
     rows = np.array([str(p) not in without for p in views.photos], bool)
+    left_out = sorted(set(views.photos[~rows].tolist()))  # the named photos the cache holds
     region = views.fit_region(rows)
     columns, kind = CANDIDATES[s["chosen"]]
     pca = views.pca(rows) if "pooled" in columns else None
@@ -297,10 +298,10 @@ def fit(cache: Path, out_dir: Path, compared: Path, without: frozenset[str] = fr
         "name": "confidence-v2",
         "what": "P(the colorization is in the better half) for any model family, from the grey input, the predicted "
         "chroma, harm-v1's region predictions and the semantic reading (chromata.judgement.assess)",
-        "data": {"source": folds["data"], "photos": s["photos"] - len(without), "views": int(rows.sum()),
+        "data": {"source": folds["data"], "photos": len(set(views.photos[rows].tolist())), "views": int(rows.sum()),
                  "folds": s["folds"],
                  "models": "the built-in recipe cross-fitted: each photo colorized by a model that never saw it",
-                 **({"left_out": sorted(without)} if without else {})},
+                 **({"left_out": left_out} if left_out else {})},
         "restraint": est.restraint.to_dict() if not est.restraint.is_identity else "the identity",
         "image_columns": list(columns),
         "cross_validated": {"groups": s["groups"], "rows": s["rows"], "region_auroc_harmful": s["region_auroc_harmful"],
@@ -533,8 +534,10 @@ def compare_markdown(s: dict[str, Any], command: str) -> str:
 
 
 def restraint_markdown(s: dict[str, Any], command: str) -> str:
+    judged = ("out of sample" if "confirmed" not in s else
+              f"harm predicted by {s['estimator']} (sha256 {s['estimator_sha256'][:12]}…)")  # fmt: skip
     lines = [
-        f"`{command}` — {s['views']} views, out of sample; {s['grid']}. Damping everywhere traces the frontier "
+        f"`{command}` — {s['views']} views, {judged}; {s['grid']}. Damping everywhere traces the frontier "
         "that needs no judgement; restraint where harm is predicted earns its place only below it.",
         "",
         "| decoding | CIEDE2000 × grey | colourfulness × truth | everywhere, same colourfulness | moves frontier by |",
@@ -570,7 +573,12 @@ def main(argv: list[str] | None = None) -> None:
     c = sub.add_parser("compare", help="candidates cross-validated by photo")
     c.add_argument("--doc", type=Path, default=None, help="write the table into this file's confidence-v2 section")
     f = sub.add_parser("fit", help="the chosen candidate on every view, into the package")
-    f.add_argument("--weights-dir", type=Path, default=Path(str(assess.confidence_weights_path().parent)))
+    f.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        help="where to write (default: the package; with --without-validation: OUT/without-validation)",
+    )
     f.add_argument(
         "--without-validation",
         action="store_true",
@@ -598,7 +606,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.png is not None:
             args.png.write_bytes((args.out / "restraint-confirm.png").read_bytes())
         if args.doc is not None:
-            cmd = f"python -m chromata.studies.confidence_fit confirm --doc {args.doc}"
+            est_opt = f" --estimator {args.estimator}" if args.estimator is not None else ""
+            cmd = f"python -m chromata.studies.confidence_fit confirm{est_opt} --doc {args.doc}"
             write_doc_section(args.doc, "restraint-confirm", restraint_markdown(result, cmd))
     elif args.cmd == "compare":
         result = compare(args.cache, args.out)
@@ -615,7 +624,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.restraint is not None:
             adopted = json.loads(args.restraint.read_text(encoding="utf-8")).get("adopt")
             adopt = assess.Restraint.of(adopted) if adopted else None
-        result = fit(args.cache, args.weights_dir, args.out, without, adopt)
+        weights_dir = args.weights_dir or (
+            args.out / "without-validation" if without else Path(str(assess.confidence_weights_path().parent))
+        )
+        result = fit(args.cache, weights_dir, args.out, without, adopt)
     else:
         result = restraint(args.cache, args.out, args.out)
         if args.png is not None:
