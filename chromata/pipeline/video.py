@@ -13,7 +13,7 @@ frame-to-frame change of a*/b* at working resolution.
 The confidence (score version 2, :mod:`chromata.judgement.assess`) judges up to ``ASSESSED_FRAMES`` delivered
 frames spread over the reel; the least good counts, as a page set's least good page does. Films decode without
 the restraint stills get (:func:`chromata.models.postprocess.without_restraint`): it was measured on stills, and
-its per-region threshold, applied frame by frame, adds flicker (docs/confidence.md).
+its per-region threshold, applied frame by frame, can switch a region's chroma from one frame to the next.
 """
 
 from __future__ import annotations

@@ -122,9 +122,15 @@ class Views:
         _, _, vt = np.linalg.svd(X - mean, full_matrices=False)
         return {"mean": mean.round(6).tolist(), "components": vt[:POOLED_COMPONENTS].T.round(6).tolist()}
 
-    def fit_region(self, rows: NDArray[np.bool_]) -> Linear:
+    def fit_region(self, rows: NDArray[np.bool_], drop: Sequence[int] = ()) -> Linear:
+        """The region stage on ``rows``; the columns in ``drop`` get weight 0 (not read)."""
         X = self.region_x[rows].reshape(-1, self.region_x.shape[2])
-        return fit_linear(X, self.region_harmful[rows].reshape(-1), RIDGE_REGION)
+        keep = np.array([i for i in range(X.shape[1]) if i not in set(drop)])
+        fitted = fit_linear(X[:, keep], self.region_harmful[rows].reshape(-1), RIDGE_REGION)
+        width = X.shape[1]
+        mean, std, w = np.zeros(width, np.float32), np.ones(width, np.float32), np.zeros(width, np.float32)
+        mean[keep], std[keep], w[keep] = fitted.mean, fitted.std, fitted.w
+        return Linear(mean, std, w, fitted.b)
 
     def image_matrix(self, region: Linear, columns: Sequence[str], pca: dict[str, Any] | None = None
                      ) -> NDArray[np.float32]:  # fmt: skip
@@ -269,15 +275,20 @@ def compare(cache: Path, out: Path) -> dict[str, Any]:
     return summary
 
 
+HARM_V1_COLUMNS = (len(harm.FEATURE_NAMES), len(harm.FEATURE_NAMES) + 1)  # harm-v1's predictions in region_matrix
+
+
 def fit(cache: Path, out_dir: Path, compared: Path, without: frozenset[str] = frozenset(),
-        restraint: assess.Restraint | None = None) -> dict[str, Any]:  # fmt: skip
+        restraint: assess.Restraint | None = None, region_without_harm_v1: bool = False) -> dict[str, Any]:  # fmt: skip
     """The chosen candidate fitted on every view (but those of the photos named in ``without``):
-    ``confidence-v2.json`` and ``confidence-v2.card.json``, with ``restraint`` (None: the identity)."""
+    ``confidence-v2.json`` and ``confidence-v2.card.json``, with ``restraint`` (None: the identity).
+    ``region_without_harm_v1``: the region stage does not read harm-v1's predictions (for a check on photos
+    harm-v1 was fitted on: the shipped model's outputs on its validation photos)."""
     s = json.loads((compared / "confidence-compare.json").read_text(encoding="utf-8"))
     views = Views(cache)
     rows = np.array([str(p) not in without for p in views.photos], bool)
     left_out = sorted(set(views.photos[~rows].tolist()))  # the named photos the cache holds
-    region = views.fit_region(rows)
+    region = views.fit_region(rows, HARM_V1_COLUMNS if region_without_harm_v1 else ())
     columns, kind = CANDIDATES[s["chosen"]]
     pca = views.pca(rows) if "pooled" in columns else None
     X = views.image_matrix(region, columns, pca)[rows]
@@ -301,7 +312,8 @@ def fit(cache: Path, out_dir: Path, compared: Path, without: frozenset[str] = fr
         "data": {"source": folds["data"], "photos": len(set(views.photos[rows].tolist())), "views": int(rows.sum()),
                  "folds": s["folds"],
                  "models": "the built-in recipe cross-fitted: each photo colorized by a model that never saw it",
-                 **({"left_out": left_out} if left_out else {})},
+                 **({"left_out": left_out} if left_out else {}),
+                 **({"region_stage": "without harm-v1's predictions"} if region_without_harm_v1 else {})},
         "restraint": est.restraint.to_dict() if not est.restraint.is_identity else "the identity",
         "image_columns": list(columns),
         "cross_validated": {"groups": s["groups"], "rows": s["rows"], "region_auroc_harmful": s["region_auroc_harmful"],
@@ -342,7 +354,15 @@ def _grid_figures(views: Views, i: int, factor: NDArray[Any] | float) -> tuple[f
     return de, de_grey, color.colourfulness(color.lab_to_bgr(out)), color.colourfulness(color.lab_to_bgr(truth))
 
 
-EVERYWHERE = (1.2, 1.0, 0.9, 0.8, 0.7, 0.6)  # chroma damped (or boosted) everywhere: the frontier without judgement
+EVERYWHERE = (
+    1.4,
+    1.2,
+    1.0,
+    0.9,
+    0.8,
+    0.7,
+    0.6,
+)  # chroma damped (or boosted) everywhere: the frontier without judgement
 WHERE = tuple(assess.Restraint(t, keep, gain) for t, keep, gain in (
     (0.5, 0.5, 1.0), (0.5, 0.0, 1.0), (0.6, 0.3, 1.0), (0.7, 0.0, 1.0), (0.5, 0.5, 1.2), (0.6, 0.3, 1.2),
     (0.7, 0.0, 1.2), (0.6, 0.3, 1.4)))  # fmt: skip
@@ -586,6 +606,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     f.add_argument("--data", type=Path, default=Path("../shared/data/photos"))
     f.add_argument(
+        "--region-without-harm-v1",
+        action="store_true",
+        help="the region stage ignores harm-v1's predictions (harm-v1 saw the validation photos)",
+    )
+    f.add_argument(
         "--restraint",
         type=Path,
         default=None,
@@ -627,7 +652,7 @@ def main(argv: list[str] | None = None) -> None:
         weights_dir = args.weights_dir or (
             args.out / "without-validation" if without else Path(str(assess.confidence_weights_path().parent))
         )
-        result = fit(args.cache, weights_dir, args.out, without, adopt)
+        result = fit(args.cache, weights_dir, args.out, without, adopt, args.region_without_harm_v1)
     else:
         result = restraint(args.cache, args.out, args.out)
         if args.png is not None:
