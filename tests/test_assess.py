@@ -167,7 +167,7 @@ def test_a_queued_items_reason_names_the_regions_kind_in_the_manifest_and_review
 
     src = tmp_path / "scans"
     src.mkdir()
-    for name in ("calf.jpg", "duck.jpg", "reims-cathedral.jpg"):
+    for name in ("calf.jpg", "duck.jpg", "summer-night.jpg"):  # the blotchy sunset sky is doubted
         shutil.copy(EXAMPLES / name, src / name)
     out = tmp_path / "colorized"
     runner = CliRunner(env={"COLUMNS": "250"})
