@@ -53,15 +53,10 @@ class View:
 
 
 def photo_views(name: str, bgr: NDArray[np.uint8], crops: int, rng: np.random.Generator, size: int = 256) -> list[View]:
-    h, w = bgr.shape[:2]
-    frames = [bgr]
-    for _ in range(crops):
-        s = rng.uniform(0.5, 0.85)
-        ch, cw = int(h * s), int(w * s)
-        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        frames.append(bgr[y : y + ch, x : x + cw])
+    from chromata.studies.calibration import views_of
+
     out = []
-    for f in frames:
+    for f in views_of(bgr, crops, rng):
         lab = color.bgr_to_lab(color.to_unit_float(np.ascontiguousarray(f)))
         L = np.ascontiguousarray(lab[..., 0])
         work = color.working_lightness(L, size)
